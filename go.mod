@@ -1,0 +1,3 @@
+module github.com/infuse-lsp/infuse
+
+go 1.26
