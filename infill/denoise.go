@@ -1,0 +1,359 @@
+package infill
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"time"
+)
+
+// network is what denoising needs from a model: runtime.State implements it.
+// Forward computes positions [lo,hi) of tokens, attending over all of them
+// (K/V outside the window come from the last pass that computed them);
+// Logits returns raw output rows of the last Forward.
+type network interface {
+	Forward(ctx context.Context, tokens []int32, lo, hi int) error
+	Logits(rows []int, out []float32) error
+}
+
+// special holds the token ids and facts the denoiser must know.
+type special struct {
+	vocab     int   // width of a logit row
+	choosable int   // only ids below this may be committed (the tokenizer's size)
+	shift     bool  // row i predicts position i+1 (Dream family)
+	mask      int32 // the mask id
+	stops     []int32
+	newlines  []bool // newlines[id]: the token's text contains '\n'
+}
+
+func (s *special) isStop(id int32) bool { return slices.Contains(s.stops, id) }
+
+// span is one masked hole of a canvas, [start,end).
+type span struct {
+	start, end int
+	singleLine bool // stop at the first newline
+}
+
+// canvas is the model input being denoised.
+type canvas struct {
+	tokens []int32
+	spans  []span
+}
+
+// commit is one position filled at one step; a trace is the list of them.
+type commit struct {
+	Step int   `json:"step"`
+	Pos  int   `json:"pos"`
+	Tok  int32 `json:"tok"`
+}
+
+// denoiser runs the denoising loop of one request.
+type denoiser struct {
+	net  network
+	sp   *special
+	opts Options
+	sc   scorer
+	rng  *rand.Rand
+
+	logits []float32
+	cands  []candidate
+	rows   []int
+
+	blockKey, blockStep, blockMasks int // LLaDA: the current blocks and their progress
+
+	trace func(commit) // optional: every commit, in order
+}
+
+func newDenoiser(net network, sp *special, opts Options) *denoiser {
+	rng := rand.New(rand.NewPCG(opts.Seed, 0x696e66757365))
+	alg := opts.Sampler
+	if alg == "threshold" || alg == "llada" || alg == "origin" {
+		alg = "maskgit_plus" // confidence is the probability of the chosen token
+	}
+	banned := []int{int(sp.mask)}
+	return &denoiser{
+		net: net, sp: sp, opts: opts, rng: rng,
+		sc: scorer{alg: alg, temperature: opts.Temperature, topP: opts.TopP, topK: opts.TopK,
+			vocab: min(sp.choosable, sp.vocab), banned: banned, rng: rng},
+	}
+}
+
+// run denoises every span of c until no mask is left, filling fig.
+func (d *denoiser) run(ctx context.Context, c *canvas, fig *Figures) error {
+	steps := d.opts.Steps
+	if steps <= 0 {
+		steps = d.masked(c)
+	}
+	sinceFull := 0
+	for step := 0; ; step++ {
+		cands := d.candidates(c)
+		if len(cands) == 0 {
+			return nil
+		}
+		// The schedule may say to commit nothing at this step (Dream's
+		// ⌊|M|·(1−s/t)⌋ is often 0 early on): skip the forward pass.
+		k := d.quota(c, step, steps, cands)
+		if k == 0 {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		start := time.Now()
+		lo, hi := 0, len(c.tokens)
+		if d.opts.Exact || fig.NFE == 0 || sinceFull >= d.opts.RefreshEvery {
+			sinceFull = 0
+		} else {
+			sinceFull++
+			lo, hi = d.window(c)
+		}
+		if err := d.net.Forward(ctx, c.tokens, lo, hi); err != nil {
+			return err
+		}
+		// Origin picks its positions before looking at the logits, so only
+		// those need scoring.
+		scored := cands
+		if d.opts.Sampler == "origin" {
+			scored = cands[:k]
+		}
+		if err := d.score(scored); err != nil {
+			return err
+		}
+		fig.NFE++
+		for _, cd := range cands[:d.choose(k, cands)] {
+			c.tokens[cd.pos] = cd.tok
+			fig.Tokens++
+			if d.trace != nil {
+				d.trace(commit{Step: step, Pos: cd.pos, Tok: cd.tok})
+			}
+		}
+		d.absorb(c)
+		if fig.NFE == 1 {
+			fig.FirstPass += time.Since(start)
+		} else {
+			fig.Steps += time.Since(start)
+		}
+	}
+}
+
+// masked counts the masks left in c's spans.
+func (d *denoiser) masked(c *canvas) int {
+	n := 0
+	for _, s := range c.spans {
+		for p := s.start; p < s.end; p++ {
+			if c.tokens[p] == d.sp.mask {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// block returns the part of s being decoded: its first block that still
+// has a mask, or all of s without blocks.
+func (d *denoiser) block(c *canvas, s span) (int, int) {
+	bl := d.opts.BlockLength
+	if bl <= 0 {
+		return s.start, s.end
+	}
+	for b := s.start; b < s.end; b += bl {
+		e := min(b+bl, s.end)
+		for p := b; p < e; p++ {
+			if c.tokens[p] == d.sp.mask {
+				return b, e
+			}
+		}
+	}
+	return s.end, s.end
+}
+
+// candidates lists the masked positions that may be committed this step.
+func (d *denoiser) candidates(c *canvas) []candidate {
+	d.cands = d.cands[:0]
+	for _, s := range c.spans {
+		lo, hi := d.block(c, s)
+		for p := lo; p < hi; p++ {
+			if c.tokens[p] == d.sp.mask {
+				d.cands = append(d.cands, candidate{pos: p})
+			}
+		}
+	}
+	return d.cands
+}
+
+// window is the part of the canvas a cached step recomputes: every span,
+// and with shifted logits the position before the first span, whose row
+// predicts the span's first token.
+func (d *denoiser) window(c *canvas) (int, int) {
+	lo, hi := c.spans[0].start, c.spans[len(c.spans)-1].end
+	if d.sp.shift {
+		lo--
+	}
+	return max(lo, 0), hi
+}
+
+// score fills tok and conf of every candidate from the last forward pass.
+func (d *denoiser) score(cands []candidate) error {
+	d.rows = d.rows[:0]
+	for _, cd := range cands {
+		r := cd.pos
+		if d.sp.shift {
+			r--
+		}
+		d.rows = append(d.rows, r)
+	}
+	need := len(cands) * d.sp.vocab
+	if cap(d.logits) < need {
+		d.logits = make([]float32, need)
+	}
+	out := d.logits[:need]
+	if err := d.net.Logits(d.rows, out); err != nil {
+		return fmt.Errorf("logits: %w", err)
+	}
+	for i := range cands {
+		cands[i].tok, cands[i].conf = d.sc.score(out[i*d.sp.vocab : (i+1)*d.sp.vocab])
+	}
+	return nil
+}
+
+// quota is how many candidates this step commits, decided before the
+// forward pass; -1 means "decided by confidence" (the threshold sampler).
+// For origin it also moves the positions it reveals to the front.
+func (d *denoiser) quota(c *canvas, step, steps int, cands []candidate) int {
+	switch d.opts.Sampler {
+	case "threshold":
+		return -1
+	case "llada":
+		return min(len(cands), d.lladaQuota(c, steps, len(cands)))
+	case "origin":
+		// Each mask is revealed independently with probability 1 − s/t.
+		p := 1.0
+		if step < steps-1 {
+			t, s := d.times(step, steps)
+			p = 1 - s/t
+		}
+		n := 0
+		for i := range cands {
+			if d.rng.Float64() < p {
+				cands[i], cands[n] = cands[n], cands[i]
+				n++
+			}
+		}
+		return n
+	}
+	// Dream: k = ⌊|M|·(1 − s/t)⌋, everything at the last step.
+	masks := d.masked(c)
+	if step >= steps-1 {
+		return min(masks, len(cands))
+	}
+	t, s := d.times(step, steps)
+	return min(int(float64(masks)*(1-s/t)), len(cands))
+}
+
+// choose orders the scored candidates so that those to commit come first
+// and returns how many to commit, given the step's quota k.
+func (d *denoiser) choose(k int, cands []candidate) int {
+	byConf := func(a, b candidate) int {
+		switch {
+		case a.conf > b.conf:
+			return -1
+		case a.conf < b.conf:
+			return 1
+		}
+		return a.pos - b.pos // ties: the lower position first
+	}
+	switch d.opts.Sampler {
+	case "origin":
+		return k
+	case "threshold":
+		// Fast-dLLM: the most confident always, and every other above τ.
+		slices.SortFunc(cands, byConf)
+		n := 1
+		for n < len(cands) && cands[n].conf >= d.opts.Threshold {
+			n++
+		}
+		return n
+	}
+	if d.opts.AlgTemp > 0 && d.opts.Sampler != "llada" {
+		// Sampling k positions without replacement from softmax(conf/T) is
+		// the top k of conf/T plus Gumbel noise.
+		for i := range cands {
+			u := d.rng.Float64()
+			cands[i].conf = cands[i].conf/d.opts.AlgTemp - math.Log(-math.Log(u+1e-20)+1e-20)
+		}
+	}
+	slices.SortFunc(cands, byConf)
+	return k
+}
+
+// times returns Dream's t and s for a step: linspace(1, eps, steps+1).
+func (d *denoiser) times(step, steps int) (t, s float64) {
+	dt := (1 - d.opts.Eps) / float64(steps)
+	return 1 - float64(step)*dt, 1 - float64(step+1)*dt
+}
+
+// lladaQuota is LLaDA's num_transfer_tokens: the masks a block starts with
+// spread evenly over the steps each block gets, the remainder first. A step
+// never commits nothing, and a block's last step commits what is left.
+func (d *denoiser) lladaQuota(c *canvas, steps, left int) int {
+	key := 0
+	for _, s := range c.spans {
+		b, _ := d.block(c, s)
+		key = key*31 + b
+	}
+	if key != d.blockKey || d.blockStep == 0 {
+		d.blockKey, d.blockStep, d.blockMasks = key, 0, left
+	}
+	spb := steps
+	if bl := d.opts.BlockLength; bl > 0 {
+		longest := 0
+		for _, s := range c.spans {
+			longest = max(longest, s.end-s.start)
+		}
+		spb = steps / ((longest + bl - 1) / bl)
+	}
+	spb = max(spb, 1)
+	i := d.blockStep
+	d.blockStep++
+	if i >= spb-1 {
+		d.blockStep = 0 // the next step starts a new block
+		return left
+	}
+	q := d.blockMasks / spb
+	if i < d.blockMasks%spb {
+		q++
+	}
+	return max(q, 1)
+}
+
+// absorb ends each span at its first stop token (and, for a single-line
+// span, its first newline): the masks after it become the stop token, as
+// DreamOn does, so the loop neither wastes steps on them nor commits text
+// that would be cut anyway.
+func (d *denoiser) absorb(c *canvas) {
+	for _, s := range c.spans {
+		cut := d.cut(c, s)
+		for p := cut + 1; p < s.end; p++ {
+			if c.tokens[p] == d.sp.mask {
+				c.tokens[p] = d.sp.stops[0]
+			}
+		}
+	}
+}
+
+// cut returns the position of the token that ends span s: its first stop
+// token or, for a single-line span, its first newline; s.end if none yet.
+func (d *denoiser) cut(c *canvas, s span) int {
+	for p := s.start; p < s.end; p++ {
+		t := c.tokens[p]
+		if t == d.sp.mask {
+			continue
+		}
+		if d.sp.isStop(t) || (s.singleLine && int(t) < len(d.sp.newlines) && d.sp.newlines[t]) {
+			return p
+		}
+	}
+	return s.end
+}

@@ -1,0 +1,278 @@
+package infill
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+// Token ids of the fake vocabulary.
+const (
+	fMask    = 10
+	fEOS     = 11
+	fNewline = 12
+	fVocab   = 16
+)
+
+// fakeNet predicts target[q] at every position q with a logit of
+// strength[q] over zeros elsewhere: a model whose answer and confidence the
+// test controls.
+type fakeNet struct {
+	shift    bool
+	target   []int32
+	strength []float32
+	windows  [][2]int
+}
+
+func (f *fakeNet) Forward(ctx context.Context, tokens []int32, lo, hi int) error {
+	f.windows = append(f.windows, [2]int{lo, hi})
+	return nil
+}
+
+func (f *fakeNet) Logits(rows []int, out []float32) error {
+	for i, r := range rows {
+		q := r
+		if f.shift {
+			q++
+		}
+		row := out[i*fVocab : (i+1)*fVocab]
+		for j := range row {
+			row[j] = 0
+		}
+		row[f.target[q]] = f.strength[q]
+	}
+	return nil
+}
+
+func fakeSpecial(shift bool) *special {
+	nl := make([]bool, fVocab)
+	nl[fNewline] = true
+	return &special{vocab: fVocab, choosable: fVocab, shift: shift, mask: fMask, stops: []int32{fEOS}, newlines: nl}
+}
+
+// fakeCanvas is BOS(0) 1 2 [MASK×n] 3 4 EOS.
+func fakeCanvas(n int, single bool) *canvas {
+	c := &canvas{tokens: []int32{0, 1, 2}}
+	s := span{start: 3, end: 3 + n, singleLine: single}
+	for range n {
+		c.tokens = append(c.tokens, fMask)
+	}
+	c.tokens = append(c.tokens, 3, 4, fEOS)
+	c.spans = []span{s}
+	return c
+}
+
+func newFake(c *canvas, middle []int32, strength func(q int) float32) *fakeNet {
+	f := &fakeNet{shift: true, target: append([]int32(nil), c.tokens...), strength: make([]float32, len(c.tokens))}
+	copy(f.target[c.spans[0].start:], middle)
+	for q := range f.strength {
+		f.strength[q] = strength(q)
+	}
+	return f
+}
+
+func runFake(t *testing.T, opts Options, c *canvas, f *fakeNet) (Figures, []commit) {
+	t.Helper()
+	opts, err := opts.withDefaults(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDenoiser(f, fakeSpecial(f.shift), opts)
+	var trace []commit
+	d.trace = func(c commit) { trace = append(trace, c) }
+	var fig Figures
+	if err := d.run(context.Background(), c, &fig); err != nil {
+		t.Fatal(err)
+	}
+	return fig, trace
+}
+
+func spanTokens(c *canvas) []int32 { s := c.spans[0]; return c.tokens[s.start:s.end] }
+
+func equalIDs(a, b []int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestThresholdCommitsConfidentPositionsTogether(t *testing.T) {
+	c := fakeCanvas(6, false)
+	middle := []int32{5, 6, 7, 8, 9, 5}
+	f := newFake(c, middle, func(int) float32 { return 20 }) // p ≈ 1 everywhere
+	fig, _ := runFake(t, Options{}, c, f)
+	if fig.NFE != 1 || fig.Tokens != 6 {
+		t.Errorf("NFE=%d tokens=%d, want all 6 tokens in 1 pass", fig.NFE, fig.Tokens)
+	}
+	if !equalIDs(spanTokens(c), middle) {
+		t.Errorf("span = %v, want %v", spanTokens(c), middle)
+	}
+}
+
+func TestThresholdCommitsAtLeastOne(t *testing.T) {
+	c := fakeCanvas(5, false)
+	middle := []int32{5, 6, 7, 8, 9}
+	// p = e^s/(e^s+15) < 0.9 for s ≤ 4: no position clears τ.
+	f := newFake(c, middle, func(q int) float32 { return 1 + float32(q%3) })
+	fig, trace := runFake(t, Options{}, c, f)
+	if fig.NFE != 5 || len(trace) != 5 {
+		t.Fatalf("NFE=%d commits=%d, want one commit per pass", fig.NFE, len(trace))
+	}
+	// The most confident first: strength 1+q%3 is highest at q%3==2.
+	if trace[0].Pos%3 != 2 {
+		t.Errorf("first commit at %d, want a position with the highest confidence", trace[0].Pos)
+	}
+	if !equalIDs(spanTokens(c), middle) {
+		t.Errorf("span = %v, want %v", spanTokens(c), middle)
+	}
+}
+
+func TestDreamScheduleOneTokenPerStep(t *testing.T) {
+	for _, alg := range []string{"entropy", "maskgit_plus", "topk_margin"} {
+		c := fakeCanvas(4, false)
+		middle := []int32{5, 6, 7, 8}
+		f := newFake(c, middle, func(q int) float32 { return float32(q) }) // later = surer
+		fig, trace := runFake(t, Options{Sampler: alg, Steps: 5}, c, f)
+		// linspace(1, 1e-3, 6) gives k = ⌊4·0.1998⌋ = 0, ⌊4·0.2497⌋ = 0,
+		// ⌊4·0.3328⌋ = 1, ⌊3·0.4987⌋ = 1, then the last 2: the two empty
+		// steps need no forward pass.
+		if fig.NFE != 3 || len(trace) != 4 {
+			t.Errorf("%s: NFE=%d commits=%d, want 3 and 4", alg, fig.NFE, len(trace))
+		}
+		for i, cm := range trace {
+			if want := 6 - i; cm.Pos != want {
+				t.Errorf("%s: commit %d at %d, want %d (highest confidence first)", alg, i, cm.Pos, want)
+			}
+		}
+	}
+}
+
+func TestDreamFewerStepsThanTokens(t *testing.T) {
+	c := fakeCanvas(12, false)
+	middle := []int32{5, 6, 7, 8, 9, 5, 6, 7, 8, 9, 5, 6}
+	f := newFake(c, middle, func(q int) float32 { return 3 })
+	fig, _ := runFake(t, Options{Sampler: "entropy", Steps: 3}, c, f)
+	if fig.NFE > 3 || fig.Tokens != 12 {
+		t.Errorf("NFE=%d tokens=%d, want ≤3 passes committing 12", fig.NFE, fig.Tokens)
+	}
+	if !equalIDs(spanTokens(c), middle) {
+		t.Errorf("span = %v", spanTokens(c))
+	}
+}
+
+func TestEOSAbsorbsTheRestOfTheSpan(t *testing.T) {
+	c := fakeCanvas(8, false)
+	middle := []int32{5, 6, fEOS, 7, 8, 9, 5, 6}
+	// The EOS is the surest token: once it is committed the positions after
+	// it are absorbed without being decoded.
+	f := newFake(c, middle, func(q int) float32 {
+		if q == 5 {
+			return 9
+		}
+		return 1
+	})
+	fig, _ := runFake(t, Options{}, c, f)
+	want := []int32{5, 6, fEOS, fEOS, fEOS, fEOS, fEOS, fEOS}
+	if !equalIDs(spanTokens(c), want) {
+		t.Errorf("span = %v, want %v", spanTokens(c), want)
+	}
+	if fig.NFE != 3 {
+		t.Errorf("NFE=%d, want 3 (EOS, then the two tokens before it)", fig.NFE)
+	}
+}
+
+func TestSingleLineStopsAtNewline(t *testing.T) {
+	c := fakeCanvas(6, true)
+	middle := []int32{5, fNewline, 7, 8, 9, 5}
+	f := newFake(c, middle, func(q int) float32 {
+		if q == 4 {
+			return 9
+		}
+		return 1
+	})
+	fig, _ := runFake(t, Options{}, c, f)
+	if got := spanTokens(c); got[0] != 5 || got[1] != fNewline || got[2] != fEOS || got[5] != fEOS {
+		t.Errorf("span = %v, want 5 NL then absorbed", got)
+	}
+	if fig.NFE != 2 {
+		t.Errorf("NFE=%d, want 2", fig.NFE)
+	}
+}
+
+func TestCachedStepsForwardOnlyTheSpanWindow(t *testing.T) {
+	c := fakeCanvas(8, false)
+	f := newFake(c, []int32{5, 6, 7, 8, 9, 5, 6, 7}, func(int) float32 { return 1 })
+	runFake(t, Options{RefreshEvery: 3}, c, f)
+	full, win := [2]int{0, len(c.tokens)}, [2]int{2, 11} // the span [3,11) and the row before it
+	want := [][2]int{full, win, win, win, full, win, win, win}
+	if len(f.windows) != len(want) {
+		t.Fatalf("windows %v, want %v", f.windows, want)
+	}
+	for i := range want {
+		if f.windows[i] != want[i] {
+			t.Errorf("pass %d window %v, want %v", i, f.windows[i], want[i])
+		}
+	}
+	f.windows = nil
+	c = fakeCanvas(4, false)
+	runFake(t, Options{Exact: true}, c, f)
+	for _, w := range f.windows {
+		if w != [2]int{0, len(c.tokens)} {
+			t.Errorf("exact mode ran window %v", w)
+		}
+	}
+}
+
+func TestLLaDABlocksCommitLeftToRight(t *testing.T) {
+	c := fakeCanvas(6, false)
+	middle := []int32{5, 6, 7, 8, 9, 5}
+	f := newFake(c, middle, func(q int) float32 { return float32(q) }) // the right end is surest
+	f.shift = false
+	fig, trace := runFake(t, Options{Sampler: "llada", BlockLength: 2, Steps: 6}, c, f)
+	if fig.NFE != 6 {
+		t.Errorf("NFE=%d, want 6", fig.NFE)
+	}
+	for i, cm := range trace {
+		if block := (cm.Pos - 3) / 2; block != i/2 {
+			t.Errorf("commit %d at %d is in block %d, want block %d", i, cm.Pos, block, i/2)
+		}
+	}
+}
+
+func TestCancelledContextStops(t *testing.T) {
+	c := fakeCanvas(4, false)
+	f := newFake(c, []int32{5, 6, 7, 8}, func(int) float32 { return 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	opts, _ := Options{}.withDefaults(0)
+	var fig Figures
+	err := newDenoiser(f, fakeSpecial(true), opts).run(ctx, c, &fig)
+	if !errors.Is(err, context.Canceled) || fig.NFE != 0 {
+		t.Errorf("err=%v NFE=%d, want context.Canceled before any pass", err, fig.NFE)
+	}
+}
+
+func TestSamplingIsSeeded(t *testing.T) {
+	run := func(seed uint64) []int32 {
+		c := fakeCanvas(8, false)
+		f := newFake(c, []int32{5, 6, 7, 8, 9, 5, 6, 7}, func(int) float32 { return 1.5 })
+		runFake(t, Options{Temperature: 1, Seed: seed, Sampler: "origin", Steps: 4}, c, f)
+		return append([]int32(nil), spanTokens(c)...)
+	}
+	a, b := run(7), run(7)
+	if !equalIDs(a, b) {
+		t.Errorf("same seed gave %v and %v", a, b)
+	}
+	differs := false
+	for s := uint64(8); s < 16 && !differs; s++ {
+		differs = !equalIDs(a, run(s))
+	}
+	if !differs {
+		t.Errorf("eight other seeds all gave %v: sampling ignores the seed", a)
+	}
+}

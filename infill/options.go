@@ -1,0 +1,81 @@
+package infill
+
+import "fmt"
+
+// Options configure an [Engine]. The zero value of a field means its default.
+type Options struct {
+	// Sampler chooses what to commit at each step: "threshold" (Fast-dLLM:
+	// the best position plus every position whose confidence is ≥ Threshold;
+	// the default), the Dream algorithms "entropy", "maskgit_plus",
+	// "topk_margin" and "origin", or "llada" (low-confidence remasking).
+	Sampler   string
+	Threshold float64 // τ of the threshold sampler (default 0.9)
+	// Steps is the number of denoising steps of the Dream and LLaDA
+	// schedules per request (default: one token per step).
+	Steps       int
+	Eps         float64 // final time of Dream's schedule (default 1e-3)
+	AlgTemp     float64 // Dream: >0 samples positions from softmax(conf/AlgTemp)
+	BlockLength int     // commit each span block by block, left to right (0: whole span)
+
+	Temperature float64 // 0 is greedy and deterministic
+	TopP        float64 // nucleus filter (0 or 1: off)
+	TopK        int     // top-k filter (0: off)
+	Seed        uint64  // seeds sampling when Temperature > 0 or the sampler draws
+
+	// Exact disables the context cache: every step is a full forward pass.
+	Exact bool
+	// RefreshEvery is how many cached steps run between full passes (default 4).
+	RefreshEvery int
+
+	// Token budgets.
+	ContextTokens    int // prefix + suffix + span, at most (default: the model's trained length, ≤ 1024)
+	SingleLineTokens int // span length for a single-line completion (default 16)
+	MultiLineTokens  int // span length for a multi-line completion (default 64)
+}
+
+var samplers = map[string]bool{
+	"threshold": true, "entropy": true, "maskgit_plus": true, "topk_margin": true, "origin": true, "llada": true,
+}
+
+func (o Options) withDefaults(maxPositions int) (Options, error) {
+	if o.Sampler == "" {
+		o.Sampler = "threshold"
+	}
+	if !samplers[o.Sampler] {
+		return o, fmt.Errorf("unknown sampler %q (threshold, entropy, maskgit_plus, topk_margin, origin, llada)", o.Sampler)
+	}
+	if o.Threshold == 0 {
+		o.Threshold = 0.9
+	}
+	if o.Eps == 0 {
+		o.Eps = 1e-3
+	}
+	if o.RefreshEvery == 0 {
+		o.RefreshEvery = 4
+	}
+	if o.SingleLineTokens == 0 {
+		o.SingleLineTokens = 16
+	}
+	if o.MultiLineTokens == 0 {
+		o.MultiLineTokens = 64
+	}
+	if o.ContextTokens == 0 {
+		o.ContextTokens = 1024
+		if maxPositions > 0 && maxPositions < o.ContextTokens {
+			o.ContextTokens = maxPositions
+		}
+	}
+	switch {
+	case o.Threshold <= 0 || o.Threshold > 1:
+		return o, fmt.Errorf("threshold %v outside (0,1]", o.Threshold)
+	case o.Temperature < 0 || o.TopP < 0 || o.TopP > 1 || o.TopK < 0 || o.AlgTemp < 0:
+		return o, fmt.Errorf("temperature, top-p, top-k and alg-temp must be non-negative (top-p ≤ 1)")
+	case o.Steps < 0 || o.BlockLength < 0 || o.RefreshEvery < 0:
+		return o, fmt.Errorf("steps, block length and refresh interval must be non-negative")
+	case o.SingleLineTokens < 1 || o.MultiLineTokens < 1:
+		return o, fmt.Errorf("span lengths must be positive")
+	case o.ContextTokens < 2*o.MultiLineTokens+8 && o.ContextTokens < 64:
+		return o, fmt.Errorf("context budget of %d tokens is too small", o.ContextTokens)
+	}
+	return o, nil
+}
