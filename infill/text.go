@@ -53,8 +53,10 @@ func finish(middle, suffix string, single bool) string {
 // repeat the first non-blank lines of the suffix (a closing brace the
 // editor already has, the next statement).
 func trimRepeatedLines(middle, suffix string) string {
-	if strings.TrimSpace(suffix) == "" || strings.HasPrefix(suffix, "\n") {
-		middle = strings.TrimRight(middle, " \t")
+	// The suffix brings its own line break: one more would leave a blank line.
+	endsLine := strings.TrimSpace(suffix) == "" || strings.HasPrefix(suffix, "\n") || strings.HasPrefix(suffix, "\r\n")
+	if endsLine {
+		middle = strings.TrimRight(middle, " \t\r\n")
 	}
 	lines := strings.Split(middle, "\n")
 	var next []string // the suffix's first non-blank lines, trimmed
@@ -88,8 +90,11 @@ func trimRepeatedLines(middle, suffix string) string {
 		if match {
 			cut := tail[len(tail)-k]
 			kept := strings.Join(lines[:cut], "\n")
-			if strings.HasPrefix(suffix, "\n") || suffix == "" {
-				kept = strings.TrimRight(kept, " \t\n")
+			if endsLine {
+				return strings.TrimRight(kept, " \t\r\n")
+			}
+			if cut > 0 {
+				kept += "\n" // the suffix starts a line of its own
 			}
 			return kept
 		}
