@@ -59,6 +59,7 @@ type Figures struct {
 	Tokens        int           `json:"tokens"`         // tokens committed in the span(s)
 	TokensPerStep float64       `json:"tokens_per_nfe"` // Tokens / NFE
 	CanvasTokens  int           `json:"canvas_tokens"`  // length of the model's input
+	FLOPs         float64       `json:"flops"`          // arithmetic of the forward passes
 	Tokenize      time.Duration `json:"tokenize_ns"`
 	FirstPass     time.Duration `json:"first_pass_ns"`
 	Steps         time.Duration `json:"steps_ns"`

@@ -38,7 +38,7 @@ func TestFinish(t *testing.T) {
 		{"a", "a\n", true, ""},                                     // the whole rest of the line repeated
 		{"b", "a\n", true, "b"},                                    // no repeat
 		{"\treturn x\n}", "\n}\n", false, "\treturn x"},            // a closing brace already there
-		{"\tx++\n\ty++\n", "\ty++\n}\n", false, "\tx++\n"},           // the next statement already there
+		{"\tx++\n\ty++\n", "\ty++\n}\n", false, "\tx++\n"},         // the next statement already there
 		{"\treturn x\n", "\n\nfunc g() {}\n", false, "\treturn x"}, // nothing repeated; trailing newline trimmed
 		{"ok", "\xff\n", true, "ok"},                               // invalid UTF-8 in the suffix
 		{"a\xffb", "\n", true, "ab"},                               // invalid UTF-8 in the middle
