@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/infuse-lsp/infuse/runtime"
+)
+
+func init() {
+	register("model info", "describe a model directory: family, shapes, parameters, dtypes, special tokens", runModelInfo)
+}
+
+func runModelInfo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("model info", stderr)
+	model := fs.String("model", "", "model `DIR` (or give it as the argument)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageErr("%v", err)
+	}
+	dir := *model
+	switch {
+	case fs.NArg() > 1:
+		return usageErr("unexpected argument %q", fs.Arg(1))
+	case fs.NArg() == 1 && dir != "":
+		return usageErr("give the model either as --model or as the argument, not both")
+	case fs.NArg() == 1:
+		dir = fs.Arg(0)
+	case dir == "":
+		return usageErr("a model DIR is required (there is no embedded model yet)")
+	}
+	if strings.HasSuffix(strings.ToLower(dir), ".gguf") {
+		return fmt.Errorf("%s: GGUF files are not supported yet", dir)
+	}
+	info, err := runtime.Inspect(dir)
+	if err != nil {
+		return err
+	}
+	writeInfo(stdout, dir, info)
+	return nil
+}
+
+func writeInfo(w io.Writer, dir string, info *runtime.Info) {
+	c := info.Config
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
+	row("model", "%s", dir)
+	row("family", "%s (model_type %q)", c.Family, c.ModelType)
+	row("hidden", "%d", c.Hidden)
+	row("intermediate", "%d", c.Intermediate)
+	row("layers", "%d", c.Layers)
+	row("heads", "%d query, %d key/value, head size %d", c.Heads, c.KVHeads, c.HeadDim)
+	if c.TokenVocab != c.Vocab {
+		row("vocab", "%d rows (%d token ids)", c.Vocab, c.TokenVocab)
+	} else {
+		row("vocab", "%d", c.Vocab)
+	}
+	if c.MaxPositions > 0 {
+		row("positions", "%d", c.MaxPositions)
+	}
+	row("rope theta", "%g", c.RopeTheta)
+	row("norm eps", "%g", c.NormEps)
+	row("q/k/v bias", "%s", yesNo(c.QKVBias))
+	head := "untied (own weights)"
+	if c.TiedHead {
+		head = "tied to the embedding"
+	}
+	row("head", "%s", head)
+	if c.ShiftLogits {
+		row("logits", "shifted: row i predicts token i+1")
+	} else {
+		row("logits", "not shifted: row i predicts token i")
+	}
+	row("parameters", "%d (%s)", info.Params, humanCount(info.Params))
+	row("stored", "%s, %s in %d file(s)", info.DTypeSummary(), humanBytes(info.Bytes), len(info.Files))
+	if len(info.Unused) > 0 {
+		row("unused tensors", "%d (%s…)", len(info.Unused), info.Unused[0])
+	}
+	row("mask", "%s", tokenID(c.Mask))
+	row("eos", "%s", tokenID(c.EOS))
+	row("pad", "%s", tokenID(c.Pad))
+	row("bos", "%s", tokenID(c.BOS))
+	row("expand", "%s", tokenID(c.Expand))
+	tw.Flush()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func tokenID(id int32) string {
+	if id < 0 {
+		return "none"
+	}
+	return fmt.Sprint(id)
+}
+
+func humanCount(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2fB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.2fM", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1fK", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

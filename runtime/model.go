@@ -1,0 +1,301 @@
+// Package runtime loads a masked-diffusion language model and runs its
+// network. Call [Load] (or [LoadFS]) for a [Model], [Model.NewState] for the
+// buffers of one sequence, then [State.Forward] and [State.Logits].
+//
+// The model only computes: which positions to unmask, and with what, is the
+// sampler's business (package infill).
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/infuse-lsp/infuse/runtime/safetensors"
+)
+
+// Weights are the network's parameters as float32, row-major, laid out as
+// PyTorch's nn.Linear stores them: [out, in]. Slices may alias a
+// memory-mapped file and must not be written.
+type Weights struct {
+	Embed  []float32 // [Vocab, Hidden]
+	Layers []Layer
+	Norm   []float32 // [Hidden] final RMSNorm
+	Head   []float32 // [Vocab, Hidden]; the same slice as Embed when tied
+}
+
+// Layer is one transformer block. Tensor names are Qwen2's (Dream's) and
+// LLaDA's.
+type Layer struct {
+	AttnNorm []float32 // [Hidden]                  input_layernorm | attn_norm
+	Q        []float32 // [Heads·HeadDim, Hidden]   self_attn.q_proj | q_proj
+	K        []float32 // [KVHeads·HeadDim, Hidden] self_attn.k_proj | k_proj
+	V        []float32 // [KVHeads·HeadDim, Hidden] self_attn.v_proj | v_proj
+	QBias    []float32 // [Heads·HeadDim] or nil
+	KBias    []float32 // [KVHeads·HeadDim] or nil
+	VBias    []float32 // [KVHeads·HeadDim] or nil
+	O        []float32 // [Hidden, Heads·HeadDim]   self_attn.o_proj | attn_out
+	MLPNorm  []float32 // [Hidden]                  post_attention_layernorm | ff_norm
+	Gate     []float32 // [Intermediate, Hidden]    mlp.gate_proj | ff_proj
+	Up       []float32 // [Intermediate, Hidden]    mlp.up_proj | up_proj
+	Down     []float32 // [Hidden, Intermediate]    mlp.down_proj | ff_out
+}
+
+// Model is a loaded network. It is safe for concurrent use by States.
+type Model struct {
+	Config  Config
+	Weights Weights
+
+	info    *Info
+	weights *safetensors.Set
+}
+
+// Info describes a model directory: its configuration and what its weight
+// files hold. [Inspect] reads it without converting any weights.
+type Info struct {
+	Config  Config
+	Params  int64          // parameters the network uses (a tied head counted once)
+	Bytes   int64          // bytes those parameters take in the files
+	DTypes  map[string]int // stored dtype → number of tensors
+	Files   []string       // weight files
+	Unused  []string       // tensors in the files that the network does not use
+	Tensors []TensorInfo   // the tensors used, in load order
+}
+
+// TensorInfo is one tensor the network uses.
+type TensorInfo struct {
+	Name  string
+	DType string
+	Shape []int
+}
+
+// Load loads the model in a Hugging Face directory: config.json, tokenizer
+// files for special tokens, and model.safetensors or the shards of
+// model.safetensors.index.json, which are memory-mapped.
+func Load(dir string) (*Model, error) {
+	if err := isDir(dir); err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	m, err := load(os.DirFS(dir), func() (*safetensors.Set, error) { return safetensors.OpenDir(dir) })
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	return m, nil
+}
+
+// LoadFS is [Load] over the root of fsys (an embedded model, say). Weight
+// files are read with fs.ReadFile.
+func LoadFS(fsys fs.FS) (*Model, error) {
+	m, err := load(fsys, func() (*safetensors.Set, error) { return safetensors.OpenFS(fsys) })
+	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	return m, nil
+}
+
+// Inspect reads a model directory's configuration and weight headers, and
+// checks every tensor's presence, dtype and shape, without loading weights.
+func Inspect(dir string) (*Info, error) {
+	if err := isDir(dir); err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", dir, err)
+	}
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", dir, err)
+	}
+	set, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", dir, err)
+	}
+	defer set.Close()
+	info, err := inspect(cfg, set)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", dir, err)
+	}
+	return info, nil
+}
+
+// isDir reports a missing path, or a file given for a directory, before the
+// config reader would call it a directory without config.json.
+func isDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return errors.New("not a directory (want a Hugging Face model directory)")
+	}
+	return nil
+}
+
+func load(fsys fs.FS, open func() (*safetensors.Set, error)) (*Model, error) {
+	cfg, err := ReadConfig(fsys)
+	if err != nil {
+		return nil, err
+	}
+	set, err := open()
+	if err != nil {
+		return nil, err
+	}
+	info, err := inspect(cfg, set)
+	if err != nil {
+		set.Close()
+		return nil, err
+	}
+	m := &Model{Config: cfg, info: info, weights: set}
+	if err := m.convert(); err != nil {
+		set.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// Info returns what Load found in the model's files.
+func (m *Model) Info() *Info { return m.info }
+
+// Close releases the weight files. The model and its States must not be
+// used afterwards.
+func (m *Model) Close() error {
+	m.Weights = Weights{}
+	if m.weights == nil {
+		return nil
+	}
+	err := m.weights.Close()
+	m.weights = nil
+	return err
+}
+
+// tensorSpec is one tensor the network needs: its name in the files, the
+// shape the config implies, where it goes, and whether it may be absent.
+type tensorSpec struct {
+	name     string
+	shape    []int
+	dst      *[]float32
+	optional bool
+}
+
+// specs lists every tensor of the family's layout, in file order, with the
+// shape the config implies. This is the one place where the families' names
+// differ.
+func (c *Config) specs(w *Weights) []tensorSpec {
+	h, q, kv := c.Hidden, c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	if len(w.Layers) != c.Layers {
+		w.Layers = make([]Layer, c.Layers)
+	}
+	var embed, norm, head, layer string
+	var ln [12]string // the per-layer names, in Layer's field order
+	switch c.Family {
+	case LLaDA:
+		embed, norm, head = "model.transformer.wte.weight", "model.transformer.ln_f.weight", "model.transformer.ff_out.weight"
+		layer = "model.transformer.blocks.%d."
+		ln = [12]string{"attn_norm.weight", "q_proj.weight", "k_proj.weight", "v_proj.weight",
+			"q_proj.bias", "k_proj.bias", "v_proj.bias", "attn_out.weight",
+			"ff_norm.weight", "ff_proj.weight", "up_proj.weight", "ff_out.weight"}
+	default:
+		embed, norm, head = "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"
+		layer = "model.layers.%d."
+		ln = [12]string{"input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+			"self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias", "self_attn.o_proj.weight",
+			"post_attention_layernorm.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"}
+	}
+	specs := []tensorSpec{{name: embed, shape: []int{c.Vocab, h}, dst: &w.Embed}}
+	for i := range w.Layers {
+		l := &w.Layers[i]
+		p := fmt.Sprintf(layer, i)
+		specs = append(specs,
+			tensorSpec{name: p + ln[0], shape: []int{h}, dst: &l.AttnNorm},
+			tensorSpec{name: p + ln[1], shape: []int{q, h}, dst: &l.Q},
+			tensorSpec{name: p + ln[2], shape: []int{kv, h}, dst: &l.K},
+			tensorSpec{name: p + ln[3], shape: []int{kv, h}, dst: &l.V})
+		if c.QKVBias {
+			specs = append(specs,
+				tensorSpec{name: p + ln[4], shape: []int{q}, dst: &l.QBias},
+				tensorSpec{name: p + ln[5], shape: []int{kv}, dst: &l.KBias},
+				tensorSpec{name: p + ln[6], shape: []int{kv}, dst: &l.VBias})
+		}
+		specs = append(specs,
+			tensorSpec{name: p + ln[7], shape: []int{h, q}, dst: &l.O},
+			tensorSpec{name: p + ln[8], shape: []int{h}, dst: &l.MLPNorm},
+			tensorSpec{name: p + ln[9], shape: []int{c.Intermediate, h}, dst: &l.Gate},
+			tensorSpec{name: p + ln[10], shape: []int{c.Intermediate, h}, dst: &l.Up},
+			tensorSpec{name: p + ln[11], shape: []int{h, c.Intermediate}, dst: &l.Down})
+	}
+	specs = append(specs, tensorSpec{name: norm, shape: []int{h}, dst: &w.Norm})
+	if !c.TiedHead {
+		specs = append(specs, tensorSpec{name: head, shape: []int{c.Vocab, h}, dst: &w.Head})
+	}
+	return specs
+}
+
+// inspect checks every tensor the config implies against the files.
+func inspect(cfg Config, set *safetensors.Set) (*Info, error) {
+	info := &Info{Config: cfg, DTypes: map[string]int{}, Files: set.Files()}
+	used := map[string]bool{}
+	var w Weights
+	for _, s := range cfg.specs(&w) {
+		t, ok := set.Tensor(s.name)
+		if !ok {
+			hint := ""
+			if s.name == "lm_head.weight" || s.name == "model.transformer.ff_out.weight" {
+				hint = " (the config says the head is not tied to the embedding)"
+			}
+			return nil, fmt.Errorf("missing tensor %s%s", s.name, hint)
+		}
+		switch t.DType {
+		case safetensors.F32, safetensors.F16, safetensors.BF16:
+		default:
+			return nil, fmt.Errorf("tensor %s in %s has dtype %s; F32, F16 and BF16 are supported", s.name, t.File, t.DType)
+		}
+		if !slices.Equal(t.Shape, s.shape) {
+			return nil, fmt.Errorf("tensor %s in %s has shape %v, but %s implies %v", s.name, t.File, t.Shape, ConfigFile, s.shape)
+		}
+		used[s.name] = true
+		info.Params += int64(t.Len())
+		info.Bytes += int64(len(t.Bytes()))
+		info.DTypes[string(t.DType)]++
+		info.Tensors = append(info.Tensors, TensorInfo{Name: s.name, DType: string(t.DType), Shape: t.Shape})
+	}
+	for _, name := range set.Names() {
+		if !used[name] {
+			info.Unused = append(info.Unused, name)
+		}
+	}
+	return info, nil
+}
+
+// convert fills m.Weights from the checked files.
+func (m *Model) convert() error {
+	for _, s := range m.Config.specs(&m.Weights) {
+		t, _ := m.weights.Tensor(s.name)
+		v, err := t.Float32()
+		if err != nil {
+			return err
+		}
+		*s.dst = v
+	}
+	if m.Config.TiedHead {
+		m.Weights.Head = m.Weights.Embed
+	}
+	return nil
+}
+
+// String summarises the config in one line.
+func (c Config) String() string {
+	return fmt.Sprintf("%s hidden=%d intermediate=%d layers=%d heads=%d kv_heads=%d head_dim=%d vocab=%d",
+		c.Family, c.Hidden, c.Intermediate, c.Layers, c.Heads, c.KVHeads, c.HeadDim, c.Vocab)
+}
+
+// DTypeSummary lists the stored dtypes with their tensor counts, such as
+// "BF16×339" or "F32×2 BF16×337".
+func (i *Info) DTypeSummary() string {
+	var parts []string
+	for _, d := range slices.Sorted(maps.Keys(i.DTypes)) {
+		parts = append(parts, d+"×"+strconv.Itoa(i.DTypes[d]))
+	}
+	return strings.Join(parts, " ")
+}
