@@ -63,7 +63,8 @@ type denoiser struct {
 
 	blockKey, blockStep, blockMasks int // LLaDA: the current blocks and their progress
 
-	trace func(commit) // optional: every commit, in order
+	trace func(commit)                      // optional: every commit, in order
+	cost  func(window, n, rows int) float64 // optional: FLOPs of a forward pass
 }
 
 func newDenoiser(net network, sp *special, opts Options) *denoiser {
@@ -122,6 +123,9 @@ func (d *denoiser) run(ctx context.Context, c *canvas, fig *Figures) error {
 			return err
 		}
 		fig.NFE++
+		if d.cost != nil {
+			fig.FLOPs += d.cost(hi-lo, len(c.tokens), len(scored))
+		}
 		for _, cd := range cands[:d.choose(k, cands)] {
 			c.tokens[cd.pos] = cd.tok
 			fig.Tokens++

@@ -1,0 +1,251 @@
+package infill
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/infuse-lsp/infuse/runtime"
+	"github.com/infuse-lsp/infuse/runtime/tokenizer"
+)
+
+// Engine completes in-process with a loaded model. It runs one request at a
+// time (the model's buffers are shared); it is safe for concurrent use.
+type Engine struct {
+	model *runtime.Model
+	tok   *tokenizer.Tokenizer
+	opts  Options
+	sp    special
+
+	mu    sync.Mutex // guards state
+	state *runtime.State
+}
+
+// NewEngine prepares an engine over a model and its tokenizer.
+func NewEngine(m *runtime.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error) {
+	cfg := m.Config
+	opts, err := opts.withDefaults(cfg.MaxPositions)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Mask < 0 {
+		return nil, errors.New("model has no mask token: it cannot denoise")
+	}
+	sp := special{
+		vocab:     cfg.Vocab,
+		choosable: min(tok.VocabSize(), cfg.Vocab),
+		shift:     cfg.ShiftLogits,
+		mask:      cfg.Mask,
+	}
+	for _, id := range []int32{cfg.EOS, cfg.Pad} {
+		if id >= 0 && !sp.isStop(id) {
+			sp.stops = append(sp.stops, id)
+		}
+	}
+	if len(sp.stops) == 0 {
+		return nil, errors.New("model has neither an EOS nor a pad token: a span could never end")
+	}
+	sp.newlines = make([]bool, sp.choosable)
+	for id := range sp.newlines {
+		sp.newlines[id] = !tok.IsSpecial(int32(id)) && bytes.ContainsRune(tok.TokenBytes(int32(id)), '\n')
+	}
+	return &Engine{model: m, tok: tok, opts: opts, sp: sp, state: m.NewState(opts.ContextTokens)}, nil
+}
+
+// Options returns the engine's options with defaults filled in.
+func (e *Engine) Options() Options { return e.opts }
+
+// Complete fills the middle between req.Prefix and req.Suffix.
+func (e *Engine) Complete(ctx context.Context, req Request) (Result, error) {
+	mode := req.Mode
+	if mode == Auto {
+		mode = decideMode(req.Prefix, req.Suffix)
+	}
+	n := e.opts.SingleLineTokens
+	if mode == MultiLine {
+		n = e.opts.MultiLineTokens
+	}
+	if req.MaxTokens > 0 {
+		n = req.MaxTokens
+	}
+	texts, fig, err := e.fill(ctx, []string{req.Prefix, req.Suffix}, []int{n}, []bool{mode == SingleLine})
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Text: texts[0], Figures: fig}, nil
+}
+
+// FillHoles fills every hole of req in one denoising loop.
+func (e *Engine) FillHoles(ctx context.Context, req HolesRequest) (HolesResult, error) {
+	if len(req.Parts) < 2 {
+		return HolesResult{}, errors.New("a holes request needs at least two parts (one hole)")
+	}
+	holes := len(req.Parts) - 1
+	lens, single := make([]int, holes), make([]bool, holes)
+	for i := range holes {
+		mode := decideMode(req.Parts[i], req.Parts[i+1])
+		single[i] = mode == SingleLine
+		lens[i] = e.opts.MultiLineTokens
+		if single[i] {
+			lens[i] = e.opts.SingleLineTokens
+		}
+		if req.MaxTokens > 0 {
+			lens[i] = req.MaxTokens
+		}
+	}
+	texts, fig, err := e.fill(ctx, req.Parts, lens, single)
+	if err != nil {
+		return HolesResult{}, err
+	}
+	return HolesResult{Texts: texts, Figures: fig}, nil
+}
+
+// fill builds the canvas parts[0] MASK×lens[0] parts[1] … and denoises it.
+func (e *Engine) fill(ctx context.Context, parts []string, lens []int, single []bool) ([]string, Figures, error) {
+	start := time.Now()
+	var fig Figures
+	c, err := e.canvas(parts, lens, single)
+	if err != nil {
+		return nil, fig, err
+	}
+	fig.CanvasTokens = len(c.tokens)
+	fig.Tokenize = time.Since(start)
+
+	e.mu.Lock()
+	d := newDenoiser(e.state, &e.sp, e.opts)
+	d.cost = e.forwardFLOPs
+	err = d.run(ctx, c, &fig)
+	e.mu.Unlock()
+	if err != nil {
+		return nil, fig, err
+	}
+
+	t := time.Now()
+	texts := make([]string, len(c.spans))
+	for i, s := range c.spans {
+		end := d.cut(c, s)
+		ids := c.tokens[s.start:end]
+		if j := slices.Index(ids, e.sp.mask); j >= 0 {
+			ids = ids[:j]
+		}
+		texts[i] = finish(e.tok.Decode(ids), parts[i+1], s.singleLine)
+	}
+	fig.Decode = time.Since(t)
+	fig.Total = time.Since(start)
+	if fig.NFE > 0 {
+		fig.TokensPerStep = float64(fig.Tokens) / float64(fig.NFE)
+	}
+	return texts, fig, nil
+}
+
+// canvas tokenizes the parts and lays out [BOS] part MASK×n part … [EOS],
+// cutting the first part from the front and the last from the back so that
+// the whole fits the context budget.
+func (e *Engine) canvas(parts []string, lens []int, single []bool) (*canvas, error) {
+	cfg := e.model.Config
+	budget := e.opts.ContextTokens - 2
+	for _, n := range lens {
+		budget -= n
+	}
+	if budget < 0 {
+		return nil, fmt.Errorf("spans of %v tokens do not fit the context of %d tokens", lens, e.opts.ContextTokens)
+	}
+	toks := make([][]int32, len(parts))
+	last := len(parts) - 1
+	// Inner parts must fit whole; the outer ones share what is left, the
+	// prefix three quarters of it (the nearer context matters most).
+	for i := 1; i < last; i++ {
+		toks[i] = e.tok.EncodeOrdinary(parts[i])
+		budget -= len(toks[i])
+	}
+	if budget < 0 {
+		return nil, fmt.Errorf("the text between the holes is %d tokens over the context budget", -budget)
+	}
+	sufBudget := budget / 4
+	toks[last] = e.head(parts[last], sufBudget+budget) // trimmed below
+	toks[0] = e.tail(parts[0], budget-min(len(toks[last]), sufBudget))
+	if extra := budget - len(toks[0]) - len(toks[last]); extra < 0 {
+		toks[last] = toks[last][:len(toks[last])+extra]
+	}
+
+	c := &canvas{tokens: make([]int32, 0, e.opts.ContextTokens)}
+	if cfg.BOS >= 0 {
+		c.tokens = append(c.tokens, cfg.BOS)
+	}
+	for i, p := range toks {
+		c.tokens = append(c.tokens, p...)
+		if i < last {
+			s := span{start: len(c.tokens), end: len(c.tokens) + lens[i], singleLine: single[i]}
+			for range lens[i] {
+				c.tokens = append(c.tokens, e.sp.mask)
+			}
+			c.spans = append(c.spans, s)
+		}
+	}
+	if cfg.EOS >= 0 {
+		c.tokens = append(c.tokens, cfg.EOS)
+	}
+	return c, nil
+}
+
+// tail tokenizes the end of text, at most n tokens. It tokenizes a window
+// of whole lines rather than cutting tokens out of a longer encoding, and
+// drops whole tokens from the front.
+func (e *Engine) tail(text string, n int) []int32 {
+	if n <= 0 {
+		return nil
+	}
+	if w := 8 * n; len(text) > w {
+		cut := len(text) - w
+		if i := strings.IndexByte(text[cut:], '\n'); i >= 0 && i < len(text)-cut-1 {
+			cut += i + 1
+		}
+		for cut < len(text) && !utf8.RuneStart(text[cut]) {
+			cut++
+		}
+		text = text[cut:]
+	}
+	ids := e.tok.EncodeOrdinary(text)
+	if len(ids) > n {
+		ids = ids[len(ids)-n:]
+	}
+	return ids
+}
+
+// head tokenizes the start of text, at most n tokens.
+func (e *Engine) head(text string, n int) []int32 {
+	if n <= 0 {
+		return nil
+	}
+	if w := 8 * n; len(text) > w {
+		cut := w
+		if i := strings.LastIndexByte(text[:cut], '\n'); i > 0 {
+			cut = i + 1
+		}
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut]
+	}
+	ids := e.tok.EncodeOrdinary(text)
+	if len(ids) > n {
+		ids = ids[:n]
+	}
+	return ids
+}
+
+// forwardFLOPs counts the arithmetic (2 per multiply-add) of a pass over a
+// window of w positions attending over n, with the head on rows positions.
+func (e *Engine) forwardFLOPs(w, n, rows int) float64 {
+	c := e.model.Config
+	q, kv := float64(c.Heads*c.HeadDim), float64(c.KVHeads*c.HeadDim)
+	h := float64(c.Hidden)
+	perToken := 2*h*(2*q+2*kv) + 6*h*float64(c.Intermediate) + 4*float64(n)*q
+	return float64(c.Layers)*float64(w)*perToken + 2*float64(rows)*h*float64(c.Vocab)
+}
