@@ -23,7 +23,7 @@ generate:
 
 # The main job on the embedded default model: complete a line of real code.
 demo: build
-	./$(BIN) complete --json testdata/demo/fib.py:4:12
+	./$(BIN) complete --json testdata/demo/stack.py:13:16
 
 clean:
 	rm -rf bin

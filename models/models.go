@@ -1,0 +1,22 @@
+// Package models holds infuse's embedded default model: a small Dream-family
+// masked-diffusion code model trained by train/ (see default/MODEL_CARD.md).
+// Call [Default] for its files.
+package models
+
+import (
+	"embed"
+	"io/fs"
+)
+
+//go:embed default
+var files embed.FS
+
+// Default returns the default model's directory: config.json,
+// model.safetensors, tokenizer.json and its model card.
+func Default() fs.FS {
+	sub, err := fs.Sub(files, "default")
+	if err != nil {
+		panic(err) // "default" is a valid path: fs.Sub cannot fail on it
+	}
+	return sub
+}
