@@ -21,7 +21,7 @@ import (
 // training (Go: BSD-3-Clause, Python: PSF), so that `infuse bench` measures
 // the same work everywhere.
 //
-//go:embed benchdata
+//go:embed testdata/bench
 var benchFiles embed.FS
 
 func init() {
@@ -63,7 +63,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageErr("--mode %q: want single-line, multi-line or auto", *mode)
 	}
 	var files fs.FS = benchFiles
-	root := "benchdata"
+	root := "testdata/bench"
 	if *dir != "" {
 		files, root = os.DirFS(*dir), "."
 	}
