@@ -25,5 +25,17 @@ generate:
 demo: build
 	./$(BIN) complete --json testdata/demo/stack.py:13:16
 
+# Infill quality of the default model on tasks cut from held-out files:
+# the threshold sampler, one token per step (τ = 1), and trivial baselines.
+EVAL ?= eval-out
+eval: build
+	mkdir -p $(EVAL)
+	for kind in single multi; do \
+	  ./$(BIN) eval --mode $$kind-line --in train/tasks/$$kind.jsonl --out $(EVAL)/$$kind-threshold.jsonl && \
+	  ./$(BIN) eval --mode $$kind-line --threshold 1 --in train/tasks/$$kind.jsonl --out $(EVAL)/$$kind-one-per-step.jsonl || exit 1; \
+	  for run in threshold one-per-step; do echo "$$kind $$run:"; python3 train/score.py --tasks train/tasks/$$kind.jsonl --out $(EVAL)/$$kind-$$run.jsonl; done; \
+	  for b in empty repeat; do echo "$$kind baseline $$b:"; python3 train/score.py --tasks train/tasks/$$kind.jsonl --baseline $$b; done; \
+	done
+
 clean:
 	rm -rf bin
