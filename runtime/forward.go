@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 
 	"github.com/infuse-lsp/infuse/kernels/cpu"
 )
@@ -35,20 +34,8 @@ type State struct {
 
 	cos, sin []float32 // [cap, HeadDim/2] RoPE table for absolute positions
 
-	// Attention scratch. vt holds each K/V head's values transposed,
-	// [KVHeads, HeadDim, n], so that p·v is a MatMulT. Each worker part has
-	// its own [group·attnRows] block of stacked queries, scores and outputs,
-	// group = Heads/KVHeads query heads sharing one K/V head.
-	vt     []float32 // [KVHeads, HeadDim, cap]
-	qs     []float32 // [parts, group·attnRows, HeadDim]
-	scores []float32 // [parts, group·attnRows, cap]
-	ho     []float32 // [parts, group·attnRows, HeadDim] head outputs
-	parts  int
-
-	// The layer being computed, read by the attention workers.
+	// The layer being computed and its window.
 	n, lo, hi, layer int
-	attendFn         func(part, u0, u1 int)
-	wg               sync.WaitGroup
 
 	// The window of the last completed Forward, for Logits.
 	done           bool
@@ -61,9 +48,6 @@ func (m *Model) NewState(capacity int) *State {
 	c := &m.Config
 	capacity = max(capacity, 0)
 	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
-	group := c.Heads / c.KVHeads
-	rows := min(attnRows, capacity)
-	parts := maxParts()
 	s := &State{
 		m:      m,
 		cap:    capacity,
@@ -77,13 +61,7 @@ func (m *Model) NewState(capacity int) *State {
 		k:      make([]float32, c.Layers*capacity*kvd),
 		v:      make([]float32, c.Layers*capacity*kvd),
 		cached: make([]bool, capacity),
-		vt:     make([]float32, c.KVHeads*c.HeadDim*capacity),
-		qs:     make([]float32, parts*group*rows*c.HeadDim),
-		scores: make([]float32, parts*group*rows*capacity),
-		ho:     make([]float32, parts*group*rows*c.HeadDim),
-		parts:  parts,
 	}
-	s.attendFn = s.attend
 	s.ropeTable()
 	return s
 }
@@ -155,7 +133,7 @@ func (s *State) Forward(ctx context.Context, tokens []int32, lo, hi int) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("forward: layer %d: %w", li, err)
 		}
-		l := &w.Layers[li]
+		l, pl := &w.Layers[li], &s.m.packed.layers[li]
 		s.layer = li
 
 		// h = input_layernorm(x)
@@ -164,23 +142,23 @@ func (s *State) Forward(ctx context.Context, tokens []int32, lo, hi int) error {
 		}
 		// q = rope(q_proj(h)); k = rope(k_proj(h)); v = v_proj(h), the
 		// last two into the cache at positions [lo,hi)
-		cpu.MatMulT(s.q[:m*qd], xb, l.Q, m, h, qd)
+		pl.q.MulT(s.q[:m*qd], xb, m)
 		addBias(s.q[:m*qd], l.QBias)
 		s.rope(s.q[:m*qd], c.Heads)
-		cpu.MatMulT(s.kv[:m*kvd], xb, l.K, m, h, kvd)
+		pl.k.MulT(s.kv[:m*kvd], xb, m)
 		addBias(s.kv[:m*kvd], l.KBias)
 		s.rope(s.kv[:m*kvd], c.KVHeads)
 		s.store(s.k, li)
-		cpu.MatMulT(s.kv[:m*kvd], xb, l.V, m, h, kvd)
+		pl.v.MulT(s.kv[:m*kvd], xb, m)
 		addBias(s.kv[:m*kvd], l.VBias)
 		s.store(s.v, li)
 
-		// a = softmax(q·kᵀ/√d)·v over all n positions, per head
-		s.transposeValues()
-		parallel(c.KVHeads*s.chunks(), s.parts, &s.wg, s.attendFn)
+		// a = softmax(q·kᵀ/√d)·v over all n positions, per head; query
+		// head hd reads K/V head hd/group of the cache.
+		s.attention()
 
 		// x = x + o_proj(a)
-		cpu.MatMulT(xb, s.att[:m*qd], l.O, m, qd, h)
+		pl.o.MulT(xb, s.att[:m*qd], m)
 		cpu.Add(x, xb)
 
 		// x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = post_attention_layernorm(x)
@@ -188,10 +166,10 @@ func (s *State) Forward(ctx context.Context, tokens []int32, lo, hi int) error {
 			cpu.RMSNorm(xb[i*h:(i+1)*h], x[i*h:(i+1)*h], l.MLPNorm, eps)
 		}
 		hb, hb2 := s.hb[:m*c.Intermediate], s.hb2[:m*c.Intermediate]
-		cpu.MatMulT(hb, xb, l.Gate, m, h, c.Intermediate)
-		cpu.MatMulT(hb2, xb, l.Up, m, h, c.Intermediate)
+		pl.gate.MulT(hb, xb, m)
+		pl.up.MulT(hb2, xb, m)
 		cpu.SiLUMul(hb, hb2)
-		cpu.MatMulT(xb, hb, l.Down, m, c.Intermediate, h)
+		pl.down.MulT(xb, hb, m)
 		cpu.Add(x, xb)
 	}
 	for p := lo; p < hi; p++ {
@@ -266,74 +244,18 @@ func (s *State) store(cache []float32, li int) {
 	}
 }
 
-// attnRows is how many window rows attention takes at a time per K/V head;
-// with the group's query heads stacked, one MatMulT covers group·attnRows
-// query vectors, and the scores scratch stays small at long capacities.
-const attnRows = 32
-
-// chunks returns the number of attnRows-row chunks of the window.
-func (s *State) chunks() int { return (s.hi - s.lo + attnRows - 1) / attnRows }
-
-// transposeValues copies the values of the current layer, positions
-// [0,n) of each K/V head, into vt as [HeadDim, n] blocks.
-func (s *State) transposeValues() {
+// attention computes every query head of the window against the n cached
+// positions of the current layer. The kernel splits a large head across
+// cores itself.
+func (s *State) attention() {
 	c := &s.m.Config
-	d, n := c.HeadDim, s.n
-	for g := range c.KVHeads {
-		vals := s.v[(s.layer*c.KVHeads+g)*s.cap*d:]
-		vt := s.vt[g*d*n : (g+1)*d*n]
-		for j := range n {
-			for e, x := range vals[j*d : (j+1)*d] {
-				vt[e*n+j] = x
-			}
-		}
-	}
-}
-
-// attend computes attention for units [u0,u1), a unit being one K/V head
-// and one chunk of window rows, with the scratch of the given part. For
-// the group of query heads that share K/V head g, the queries are stacked
-// into one [group·rows, d] matrix Q; then S = Q·Kᵀ/√d, softmax over each
-// row of S, and O = S·V, with K and V that head's [n, d] cache blocks.
-func (s *State) attend(part, u0, u1 int) {
-	c := &s.m.Config
-	d, qd, n := c.HeadDim, c.Heads*c.HeadDim, s.n
+	d, qd, n, m := c.HeadDim, c.Heads*c.HeadDim, s.n, s.hi-s.lo
 	group := c.Heads / c.KVHeads
 	scale := float32(1 / math.Sqrt(float64(d)))
-	chunks := s.chunks()
-	block := group * min(attnRows, s.cap)
-	qs := s.qs[part*block*d : (part+1)*block*d]
-	ho := s.ho[part*block*d : (part+1)*block*d]
-	scores := s.scores[part*block*s.cap : (part+1)*block*s.cap]
-	for u := u0; u < u1; u++ {
-		g, chunk := u/chunks, u%chunks
-		i0 := chunk * attnRows
-		rows := min(attnRows, s.hi-s.lo-i0)
-		// Q row hh·rows+r is query head g·group+hh of window row i0+r,
-		// scaled by 1/√d.
-		for hh := range group {
-			hd := g*group + hh
-			for r := range rows {
-				src := s.q[(i0+r)*qd+hd*d : (i0+r)*qd+(hd+1)*d]
-				dst := qs[(hh*rows+r)*d : (hh*rows+r+1)*d]
-				for e, x := range src {
-					dst[e] = x * scale
-				}
-			}
-		}
-		m := group * rows
-		keys := s.k[(s.layer*c.KVHeads+g)*s.cap*d:][:n*d]
-		cpu.MatMulT(scores[:m*n], qs[:m*d], keys, m, d, n)
-		for r := range m {
-			cpu.Softmax(scores[r*n : (r+1)*n])
-		}
-		cpu.MatMulT(ho[:m*d], scores[:m*n], s.vt[g*d*n:(g+1)*d*n], m, n, d)
-		for hh := range group {
-			hd := g*group + hh
-			for r := range rows {
-				copy(s.att[(i0+r)*qd+hd*d:(i0+r)*qd+(hd+1)*d], ho[(hh*rows+r)*d:])
-			}
-		}
+	for hd := range c.Heads {
+		base := (s.layer*c.KVHeads + hd/group) * s.cap * d
+		keys, vals := s.k[base:base+n*d], s.v[base:base+n*d]
+		cpu.Attention(s.att[hd*d:m*qd], s.q[hd*d:m*qd], keys, vals, m, n, d, qd, d, scale)
 	}
 }
 
@@ -366,7 +288,7 @@ func (s *State) Logits(rows []int, out []float32) error {
 			cpu.RMSNorm(s.xb[i*h:(i+1)*h], s.x[j*h:(j+1)*h], s.m.Weights.Norm, eps)
 		}
 		k := len(chunk)
-		cpu.MatMulT(out[start*vocab:(start+k)*vocab], s.xb[:k*h], s.m.Weights.Head, k, h, vocab)
+		s.m.packed.head.MulT(out[start*vocab:(start+k)*vocab], s.xb[:k*h], k)
 	}
 	return nil
 }

@@ -7,6 +7,8 @@
 package runtime
 
 import (
+	"github.com/infuse-lsp/infuse/kernels/cpu"
+
 	"errors"
 	"fmt"
 	"io/fs"
@@ -51,6 +53,7 @@ type Model struct {
 	Config  Config
 	Weights Weights
 
+	packed  packedWeights // the matrices of Weights packed for the kernels
 	info    *Info
 	weights *safetensors.Set
 }
@@ -281,7 +284,37 @@ func (m *Model) convert() error {
 	if m.Config.TiedHead {
 		m.Weights.Head = m.Weights.Embed
 	}
+	m.pack()
 	return nil
+}
+
+// packedWeights holds every matrix of the network packed once, at load, in
+// the layout the matrix kernels read fastest.
+type packedWeights struct {
+	layers []packedLayer
+	head   *cpu.Matrix
+}
+
+type packedLayer struct {
+	q, k, v, o, gate, up, down *cpu.Matrix
+}
+
+func (m *Model) pack() {
+	c, w := &m.Config, &m.Weights
+	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	m.packed.layers = make([]packedLayer, len(w.Layers))
+	for i, l := range w.Layers {
+		m.packed.layers[i] = packedLayer{
+			q:    cpu.NewMatrix(l.Q, qd, c.Hidden),
+			k:    cpu.NewMatrix(l.K, kvd, c.Hidden),
+			v:    cpu.NewMatrix(l.V, kvd, c.Hidden),
+			o:    cpu.NewMatrix(l.O, c.Hidden, qd),
+			gate: cpu.NewMatrix(l.Gate, c.Intermediate, c.Hidden),
+			up:   cpu.NewMatrix(l.Up, c.Intermediate, c.Hidden),
+			down: cpu.NewMatrix(l.Down, c.Hidden, c.Intermediate),
+		}
+	}
+	m.packed.head = cpu.NewMatrix(w.Head, c.Vocab, c.Hidden)
 }
 
 // String summarises the config in one line.
