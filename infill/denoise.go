@@ -34,12 +34,19 @@ func (s *special) isStop(id int32) bool { return slices.Contains(s.stops, id) }
 type span struct {
 	start, end int
 	singleLine bool // stop at the first newline
+	// heal is text taken back from the end of the text before the span
+	// (its last token): the span's first token must start with it. A cursor
+	// inside a word or after a space splits what the model saw as one token
+	// in training ("self.it|ems" would be "it" + "ems", never "items").
+	heal string
 }
 
 // canvas is the model input being denoised.
 type canvas struct {
 	tokens []int32
 	spans  []span
+	// first maps the first position of a healed span to its allowed tokens.
+	first map[int][]bool
 }
 
 // commit is one position filled at one step; a trace is the list of them.
@@ -63,6 +70,8 @@ type denoiser struct {
 
 	blockKey, blockStep, blockMasks int // LLaDA: the current blocks and their progress
 
+	first map[int][]bool // the canvas's constrained first positions (healed spans)
+
 	trace func(commit)                      // optional: every commit, in order
 	cost  func(window, n, rows int) float64 // optional: FLOPs of a forward pass
 }
@@ -83,6 +92,7 @@ func newDenoiser(net network, sp *special, opts Options) *denoiser {
 
 // run denoises every span of c until no mask is left, filling fig.
 func (d *denoiser) run(ctx context.Context, c *canvas, fig *Figures) error {
+	d.first = c.first
 	steps := d.opts.Steps
 	if steps <= 0 {
 		steps = d.masked(c)
@@ -216,8 +226,16 @@ func (d *denoiser) score(cands []candidate) error {
 	if err := d.net.Logits(d.rows, out); err != nil {
 		return fmt.Errorf("logits: %w", err)
 	}
-	for i := range cands {
-		cands[i].tok, cands[i].conf = d.sc.score(out[i*d.sp.vocab : (i+1)*d.sp.vocab])
+	for i, cd := range cands {
+		row := out[i*d.sp.vocab : (i+1)*d.sp.vocab]
+		if allowed := d.first[cd.pos]; allowed != nil {
+			for id := range row {
+				if id >= len(allowed) || !allowed[id] {
+					row[id] = float32(math.Inf(-1))
+				}
+			}
+		}
+		cands[i].tok, cands[i].conf = d.sc.score(row)
 	}
 	return nil
 }

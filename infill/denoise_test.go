@@ -276,3 +276,19 @@ func TestSamplingIsSeeded(t *testing.T) {
 		t.Errorf("eight other seeds all gave %v: sampling ignores the seed", a)
 	}
 }
+
+func TestHealedSpanStartsWithAllowedToken(t *testing.T) {
+	c := fakeCanvas(4, false)
+	allowed := make([]bool, fVocab)
+	allowed[7], allowed[8] = true, true
+	c.first = map[int][]bool{3: allowed}
+	// The model is surest of 5 at the first position, which is not allowed.
+	f := newFake(c, []int32{5, 6, 7, 8}, func(int) float32 { return 9 })
+	runFake(t, Options{}, c, f)
+	if got := spanTokens(c); got[0] != 7 && got[0] != 8 {
+		t.Errorf("span %v starts with %d, want an allowed token (7 or 8)", got, got[0])
+	}
+	if got := spanTokens(c); !equalIDs(got[1:], []int32{6, 7, 8}) {
+		t.Errorf("unconstrained positions %v, want 6 7 8", got[1:])
+	}
+}

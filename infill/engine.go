@@ -134,7 +134,11 @@ func (e *Engine) fill(ctx context.Context, parts []string, lens []int, single []
 		if j := slices.Index(ids, e.sp.mask); j >= 0 {
 			ids = ids[:j]
 		}
-		texts[i] = finish(e.tok.Decode(ids), parts[i+1], s.singleLine)
+		text, ok := strings.CutPrefix(e.tok.Decode(ids), s.heal)
+		if !ok {
+			text = "" // the span ended before re-writing the healed text
+		}
+		texts[i] = finish(text, parts[i+1], s.singleLine)
 	}
 	fig.Decode = time.Since(t)
 	fig.Total = time.Since(start)
@@ -179,9 +183,19 @@ func (e *Engine) canvas(parts []string, lens []int, single []bool) (*canvas, err
 		c.tokens = append(c.tokens, cfg.BOS)
 	}
 	for i, p := range toks {
+		var heal string
+		if i < last {
+			p, heal = e.healable(p)
+		}
 		c.tokens = append(c.tokens, p...)
 		if i < last {
-			s := span{start: len(c.tokens), end: len(c.tokens) + lens[i], singleLine: single[i]}
+			s := span{start: len(c.tokens), end: len(c.tokens) + lens[i], singleLine: single[i], heal: heal}
+			if heal != "" {
+				if c.first == nil {
+					c.first = map[int][]bool{}
+				}
+				c.first[s.start] = e.startingWith(heal)
+			}
 			for range lens[i] {
 				c.tokens = append(c.tokens, e.sp.mask)
 			}
@@ -248,4 +262,33 @@ func (e *Engine) forwardFLOPs(w, n, rows int) float64 {
 	h := float64(c.Hidden)
 	perToken := 2*h*(2*q+2*kv) + 6*h*float64(c.Intermediate) + 4*float64(n)*q
 	return float64(c.Layers)*float64(w)*perToken + 2*float64(rows)*h*float64(c.Vocab)
+}
+
+// healable takes the last token off the text before a span when it could
+// be the start of a longer token, and returns it as text the span must
+// begin with. A token holding a newline or a special token stays put.
+func (e *Engine) healable(ids []int32) ([]int32, string) {
+	if len(ids) == 0 {
+		return ids, ""
+	}
+	last := ids[len(ids)-1]
+	if e.tok.IsSpecial(last) {
+		return ids, ""
+	}
+	text := string(e.tok.TokenBytes(last))
+	if text == "" || strings.ContainsAny(text, "\r\n") {
+		return ids, ""
+	}
+	return ids[:len(ids)-1], text
+}
+
+// startingWith marks the tokens whose text starts with prefix.
+func (e *Engine) startingWith(prefix string) []bool {
+	allowed := make([]bool, e.sp.choosable)
+	for id := range allowed {
+		if !e.tok.IsSpecial(int32(id)) && bytes.HasPrefix(e.tok.TokenBytes(int32(id)), []byte(prefix)) {
+			allowed[id] = true
+		}
+	}
+	return allowed
 }
