@@ -8,11 +8,16 @@ build:
 	$(GO) build -o $(BIN) ./cmd/infuse
 
 # Everything a change must pass. Installs what the client tests need.
-test: build test-go
+test: build test-go test-lsp
 
 test-go:
 	$(GO) vet ./...
 	$(GO) test ./...
+
+# Real LSP clients over stdio: Microsoft's vscode-languageserver-protocol
+# (npm ci on first use) and headless Neovim when it is installed.
+test-lsp:
+	bash test/lsp/run.sh
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./...

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/sourcegraph/conc"
+
+	"github.com/infuse-lsp/infuse/infill"
+	"github.com/infuse-lsp/infuse/lsp"
+)
+
+func init() {
+	register("serve", "run the language server (LSP on stdio, or on TCP with --listen)", runServe)
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	def := lsp.DefaultConfig()
+	fs := newFlags("serve", stderr)
+	listen := fs.String("listen", "", "serve on TCP at `ADDR` instead of stdio; a bare port or :port binds 127.0.0.1")
+	eo := addEngineFlags(fs) // --model, --device and the sampler's flags
+	mode := fs.String("mode", "auto", "completion `SPAN`: auto, single-line or multi-line")
+	debounce := fs.Duration("debounce", def.Debounce, "wait this long after a keystroke before running the model")
+	timeout := fs.Duration("timeout", def.Timeout, "deadline for one completion")
+	verbose := fs.Bool("v", false, "log debug detail to stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageErr("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	cfg := def
+	cfg.Model, cfg.Device = eo.Model, eo.Device
+	var ok bool
+	if cfg.Mode, ok = infill.ParseMode(*mode); !ok {
+		return usageErr("--mode %q: want auto, single-line or multi-line", *mode)
+	}
+	if *debounce < 0 || *timeout <= 0 {
+		return usageErr("--debounce must not be negative and --timeout must be positive")
+	}
+	cfg.Debounce, cfg.Timeout = *debounce, *timeout
+
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	opts := lsp.Options{
+		// One completer per model and device for the whole process: with
+		// --listen, every editor window shares it.
+		Load: lsp.ShareLoader(func(ctx context.Context, model, device string) (infill.Completer, error) {
+			o := *eo
+			o.Model, o.Device = model, device
+			return loadCompleter(ctx, o)
+		}),
+		Config: cfg,
+		Logger: logger,
+	}
+
+	if *listen == "" {
+		return lsp.New(opts).Serve(ctx, lsp.Stdio())
+	}
+	ln, err := net.Listen("tcp", loopbackDefault(*listen))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	fmt.Fprintf(stderr, "infuse: serving LSP on %s\n", ln.Addr())
+	return serveTCP(ctx, ln, opts, logger)
+}
+
+// loopbackDefault binds a bare port to the loopback interface: a language
+// server reads the user's code and should not be reachable from the network
+// unless asked to be.
+func loopbackDefault(addr string) string {
+	if !strings.Contains(addr, ":") {
+		return "127.0.0.1:" + addr
+	}
+	if strings.HasPrefix(addr, ":") {
+		return "127.0.0.1" + addr
+	}
+	return addr
+}
+
+// serveTCP runs one session per connection until ctx ends, then waits for
+// the sessions to finish.
+func serveTCP(ctx context.Context, ln net.Listener, opts lsp.Options, log *slog.Logger) error {
+	var sessions conc.WaitGroup
+	defer sessions.Wait()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		sessions.Go(func() {
+			defer conn.Close()
+			if err := lsp.New(opts).Serve(ctx, conn); err != nil {
+				log.Warn("infuse: session ended", "remote", conn.RemoteAddr(), "err", err)
+			}
+		})
+	}
+}
