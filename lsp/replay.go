@@ -56,6 +56,9 @@ type ReplayReport struct {
 	Suggested  int           `json:"suggested"` // answered with at least one item
 	P50        time.Duration `json:"p50_ns"`
 	P99        time.Duration `json:"p99_ns"`
+	// Latencies are every suggestion's latency, sorted, for callers that
+	// pool several replays.
+	Latencies []time.Duration `json:"-"`
 
 	CacheHitRate   float64 `json:"cache_hit_rate"`  // server: answered from the type-through cache / requests
 	CancelledShare float64 `json:"cancelled_share"` // server: superseded or cancelled / requests
@@ -210,6 +213,7 @@ func (r *replay) run(ctx context.Context) error {
 	slices.Sort(r.latencies)
 	r.report.P50 = percentile(r.latencies, 0.50)
 	r.report.P99 = percentile(r.latencies, 0.99)
+	r.report.Latencies = r.latencies
 
 	if err := c.call(ctx, protocol.MethodShutdown, nil, nil); err != nil {
 		return fmt.Errorf("shutdown: %w", err)

@@ -54,6 +54,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	perFile := fset.Int("n", 8, "completions per file")
 	mode := fset.String("mode", "single-line", "single-line, multi-line or auto")
 	dir := fset.String("files", "", "a directory of source files to use instead of the built-in set")
+	overLSP := fset.Bool("lsp", false, "replay typing through `infuse serve` over stdio and report completion latency as an editor sees it")
 	agreement := fset.Bool("agreement", false, "also decode every request exactly (no cache) and report how often the two agree")
 	if err := fset.Parse(args); err != nil {
 		return err
@@ -66,6 +67,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	root := "testdata/bench"
 	if *dir != "" {
 		files, root = os.DirFS(*dir), "."
+	}
+	if *overLSP {
+		var serveArgs []string
+		if eo.Model != "" {
+			serveArgs = append(serveArgs, "--model", eo.Model)
+		}
+		return benchLSP(ctx, files, root, serveArgs, *asJSON, stdout, stderr)
 	}
 	reqs, err := benchRequests(files, root, *perFile, m)
 	if err != nil {
