@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/infuse-lsp/infuse/runtime"
 )
 
 // candidate is what one masked position would become, and how sure the
@@ -44,42 +46,21 @@ func (s *scorer) score(row []float32) (tok int32, conf float64) {
 }
 
 // greedy is the unfiltered temperature-0 path: argmax and a confidence
-// from one pass over the row for the maximum and one for the sums.
+// from the row's maximum and softmax sums, which runtime computes in two
+// vector passes (there is one row per masked position and step, each a
+// vocabulary wide).
 func (s *scorer) greedy(row []float32) (int32, float64) {
-	best, second := 0, -1
-	m := row[0]
-	for i, v := range row {
-		if v > m {
-			m, best = v, i
-		}
-	}
-	mf := float64(m)
-	var z, zl float64 // Σ e^(l-m), Σ e^(l-m)·(l-m)
-	second2 := float32(math.Inf(-1))
-	for i, v := range row {
-		d := float64(v) - mf
-		e := math.Exp(d)
-		z += e
-		if s.alg == "entropy" && e > 0 { // e == 0 for banned ids: 0·(−∞) is NaN
-			zl += e * d
-		}
-		if i != best && v > second2 {
-			second2, second = v, i
-		}
-	}
+	st := runtime.RowStats(row)
+	z := st.Z
 	switch s.alg {
 	case "entropy":
 		// Σ p·log p = Σ e^d·d / z − log z: the negative entropy.
-		return int32(best), zl/z - math.Log(z)
+		return int32(st.Argmax), st.ZL/z - math.Log(z)
 	case "topk_margin":
-		p1 := 1 / z
-		p2 := 0.0
-		if second >= 0 {
-			p2 = math.Exp(float64(second2)-mf) / z
-		}
-		return int32(best), p1 - p2
+		second := runtime.RunnerUp(row, st.Argmax)
+		return int32(st.Argmax), 1/z - math.Exp(float64(second)-float64(st.Max))/z
 	}
-	return int32(best), 1 / z // probability of the argmax
+	return int32(st.Argmax), 1 / z // probability of the argmax
 }
 
 // filtered applies temperature, top-p and top-k like Dream's sample_tokens,

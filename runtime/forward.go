@@ -19,27 +19,30 @@ type State struct {
 	cap int
 
 	x   []float32 // [cap, Hidden] residual stream
-	xb  []float32 // [cap, Hidden] normed input of a sublayer, then its output
-	q   []float32 // [cap, Heads·HeadDim] queries, after RoPE
-	kv  []float32 // [cap, KVHeads·HeadDim] new keys or values on their way into the cache
+	xb  []float32 // [cap, Hidden] normed input of a sublayer
+	qkv []float32 // [cap, (Heads+2·KVHeads)·HeadDim] q|k|v of each row, q and k after RoPE
 	att []float32 // [cap, Heads·HeadDim] attention output
-	hb  []float32 // [cap, Intermediate] gate, then silu(gate)·up
-	hb2 []float32 // [cap, Intermediate] up
+	gu  []float32 // [cap, 2·Intermediate] gate|up of each row
+	act []float32 // [cap, Intermediate] silu(gate)·up
 
-	// The K/V cache, [Layers, KVHeads, cap, HeadDim]: one contiguous
-	// [positions, HeadDim] block per layer and head, keys after RoPE.
-	k, v []float32
+	// The rows Logits finishes the last layer for, gathered: their
+	// residual stream and queries.
+	xg, qg []float32
+
+	// rows is the row-wise step being run across cores.
+	rows rowWork
+
+	// kv is the K/V cache of each layer, keys after RoPE.
+	kv []*cpu.KVCache
 	// cached[p] says that position p's K/V came from a completed Forward.
 	cached []bool
 
 	cos, sin []float32 // [cap, HeadDim/2] RoPE table for absolute positions
 
-	// The layer being computed and its window.
-	n, lo, hi, layer int
-
-	// The window of the last completed Forward, for Logits.
-	done           bool
-	lastLo, lastHi int
+	// The last completed Forward, for Logits: its window and sequence
+	// length.
+	done                  bool
+	lastLo, lastHi, lastN int
 }
 
 // NewState allocates the buffers and K/V cache for sequences of up to
@@ -53,15 +56,19 @@ func (m *Model) NewState(capacity int) *State {
 		cap:    capacity,
 		x:      make([]float32, capacity*c.Hidden),
 		xb:     make([]float32, capacity*c.Hidden),
-		q:      make([]float32, capacity*qd),
-		kv:     make([]float32, capacity*kvd),
+		qkv:    make([]float32, capacity*(qd+2*kvd)),
 		att:    make([]float32, capacity*qd),
-		hb:     make([]float32, capacity*c.Intermediate),
-		hb2:    make([]float32, capacity*c.Intermediate),
-		k:      make([]float32, c.Layers*capacity*kvd),
-		v:      make([]float32, c.Layers*capacity*kvd),
+		gu:     make([]float32, capacity*2*c.Intermediate),
+		act:    make([]float32, capacity*c.Intermediate),
+		xg:     make([]float32, capacity*c.Hidden),
+		qg:     make([]float32, capacity*qd),
+		kv:     make([]*cpu.KVCache, c.Layers),
 		cached: make([]bool, capacity),
 	}
+	for i := range s.kv {
+		s.kv[i] = cpu.NewKVCache(c.KVHeads, c.HeadDim, capacity)
+	}
+	s.rows.s = s
 	s.ropeTable()
 	return s
 }
@@ -109,6 +116,10 @@ var (
 // Attention is bidirectional (no causal mask). Forward allocates nothing.
 // It checks ctx between layers; a cancelled pass leaves the window's cache
 // entries invalid.
+//
+// Forward stops short of the last layer's attention and MLP: only the
+// rows that Logits is asked for need them (the cache needs only that
+// layer's K/V), and a full pass usually scores a few rows of hundreds.
 func (s *State) Forward(ctx context.Context, tokens []int32, lo, hi int) error {
 	if err := s.check(tokens, lo, hi); err != nil {
 		return err
@@ -116,10 +127,8 @@ func (s *State) Forward(ctx context.Context, tokens []int32, lo, hi int) error {
 	c := &s.m.Config
 	w := &s.m.Weights
 	n, m := len(tokens), hi-lo
-	h, qd, kvd := c.Hidden, c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
-	eps := float32(c.NormEps)
+	h, qkvw := c.Hidden, (c.Heads+2*c.KVHeads)*c.HeadDim
 	s.done = false
-	s.n, s.lo, s.hi = n, lo, hi
 	for p := lo; p < hi; p++ {
 		s.cached[p] = false
 	}
@@ -128,55 +137,120 @@ func (s *State) Forward(ctx context.Context, tokens []int32, lo, hi int) error {
 	for i, t := range tokens[lo:hi] {
 		copy(s.x[i*h:(i+1)*h], w.Embed[int(t)*h:])
 	}
-	x, xb := s.x[:m*h], s.xb[:m*h]
+	x, xb, qkv := s.x[:m*h], s.xb[:m*h], s.qkv[:m*qkvw]
+	s.rows.lo = lo
 	for li := range w.Layers {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("forward: layer %d: %w", li, err)
 		}
 		l, pl := &w.Layers[li], &s.m.packed.layers[li]
-		s.layer = li
 
 		// h = input_layernorm(x)
-		for i := range m {
-			cpu.RMSNorm(xb[i*h:(i+1)*h], x[i*h:(i+1)*h], l.AttnNorm, eps)
+		s.rowWise(normRows, li, x, xb, m, l.AttnNorm)
+		// q|k|v = qkv_proj(h) + bias; q and k turned by RoPE; k and v into
+		// the cache at positions [lo,hi)
+		pl.qkv.MulT(qkv, xb, m)
+		s.rowWise(qkvRows, li, qkv, nil, m, nil)
+		if li < len(w.Layers)-1 {
+			s.finish(li, x, qkv, m, qkvw, n)
 		}
-		// q = rope(q_proj(h)); k = rope(k_proj(h)); v = v_proj(h), the
-		// last two into the cache at positions [lo,hi)
-		pl.q.MulT(s.q[:m*qd], xb, m)
-		addBias(s.q[:m*qd], l.QBias)
-		s.rope(s.q[:m*qd], c.Heads)
-		pl.k.MulT(s.kv[:m*kvd], xb, m)
-		addBias(s.kv[:m*kvd], l.KBias)
-		s.rope(s.kv[:m*kvd], c.KVHeads)
-		s.store(s.k, li)
-		pl.v.MulT(s.kv[:m*kvd], xb, m)
-		addBias(s.kv[:m*kvd], l.VBias)
-		s.store(s.v, li)
-
-		// a = softmax(q·kᵀ/√d)·v over all n positions, per head; query
-		// head hd reads K/V head hd/group of the cache.
-		s.attention()
-
-		// x = x + o_proj(a)
-		pl.o.MulT(xb, s.att[:m*qd], m)
-		cpu.Add(x, xb)
-
-		// x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = post_attention_layernorm(x)
-		for i := range m {
-			cpu.RMSNorm(xb[i*h:(i+1)*h], x[i*h:(i+1)*h], l.MLPNorm, eps)
-		}
-		hb, hb2 := s.hb[:m*c.Intermediate], s.hb2[:m*c.Intermediate]
-		pl.gate.MulT(hb, xb, m)
-		pl.up.MulT(hb2, xb, m)
-		cpu.SiLUMul(hb, hb2)
-		pl.down.MulT(xb, hb, m)
-		cpu.Add(x, xb)
 	}
 	for p := lo; p < hi; p++ {
 		s.cached[p] = true
 	}
-	s.done, s.lastLo, s.lastHi = true, lo, hi
+	s.done, s.lastLo, s.lastHi, s.lastN = true, lo, hi, n
 	return nil
+}
+
+// finish completes layer li for m rows whose K/V are in the cache, of a
+// sequence of n positions: x (row stride Hidden) is the layer's input and
+// becomes its output, q (row stride ldq) holds the rows' queries after
+// RoPE.
+func (s *State) finish(li int, x, q []float32, m, ldq, n int) {
+	c := &s.m.Config
+	l, pl := &s.m.Weights.Layers[li], &s.m.packed.layers[li]
+	h, qd, inter := c.Hidden, c.Heads*c.HeadDim, c.Intermediate
+	xb, att := s.xb[:m*h], s.att[:m*qd]
+	gu, act := s.gu[:m*2*inter], s.act[:m*inter]
+
+	// a = softmax(q·kᵀ/√d)·v over all n positions, per head; query head
+	// hd reads K/V head hd/group.
+	s.kv[li].Attend(att, q, m, c.Heads, ldq, qd, n, float32(1/math.Sqrt(float64(c.HeadDim))))
+
+	// x = x + o_proj(a)
+	pl.o.MulTAdd(x, att, m)
+
+	// x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = post_attention_layernorm(x)
+	s.rowWise(normRows, li, x, xb, m, l.MLPNorm)
+	pl.gateUp.MulT(gu, xb, m)
+	s.rowWise(gluRows, li, gu, act, m, nil)
+	pl.down.MulTAdd(x, act, m)
+}
+
+// The row-wise steps of a layer.
+const (
+	normRows = iota // out = RMSNorm(in)·w
+	qkvRows         // bias, RoPE and the cache store of rows of q|k|v
+	gluRows         // out = silu(gate)·up of rows of gate|up
+)
+
+// rowWork is one row-wise step of Forward, run across cores by
+// cpu.ParallelRows when the rows are many. It lives in the State, so that
+// handing it to ParallelRows allocates nothing.
+type rowWork struct {
+	s       *State
+	step    int
+	li      int
+	lo      int // the position of row 0, for RoPE and the cache
+	in, out []float32
+	w       []float32 // the norm's weights
+}
+
+// rowWise runs step over m rows of in (and out).
+func (s *State) rowWise(step, li int, in, out []float32, m int, w []float32) {
+	c := &s.m.Config
+	r := &s.rows
+	r.step, r.li, r.in, r.out, r.w = step, li, in, out, w
+	cost := 4 * c.Hidden
+	switch step {
+	case qkvRows:
+		cost = 4 * (c.Heads + 2*c.KVHeads) * c.HeadDim
+	case gluRows:
+		cost = 16 * c.Intermediate
+	}
+	cpu.ParallelRows(r, m, cost)
+	r.in, r.out, r.w = nil, nil, nil
+}
+
+func (r *rowWork) Rows(i0, i1 int) {
+	s := r.s
+	c := &s.m.Config
+	switch r.step {
+	case normRows:
+		h := c.Hidden
+		eps := float32(c.NormEps)
+		for i := i0; i < i1; i++ {
+			cpu.RMSNorm(r.out[i*h:(i+1)*h], r.in[i*h:(i+1)*h], r.w, eps)
+		}
+	case qkvRows:
+		qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+		qkvw := qd + 2*kvd
+		bias := s.m.packed.layers[r.li].qkvBias
+		for i := i0; i < i1; i++ {
+			row := r.in[i*qkvw : (i+1)*qkvw]
+			if bias != nil {
+				cpu.Add(row, bias)
+			}
+			s.rope(row[:qd+kvd], r.lo+i)
+		}
+		s.kv[r.li].Store(r.lo+i0, r.in[i0*qkvw+qd:], r.in[i0*qkvw+qd+kvd:], i1-i0, qkvw)
+	case gluRows:
+		inter := c.Intermediate
+		for i := i0; i < i1; i++ {
+			row := r.in[i*2*inter : (i+1)*2*inter]
+			cpu.SwiGLU(r.out[i*inter:(i+1)*inter], row[:inter], row[inter:])
+		}
+	}
 }
 
 // check validates Forward's arguments.
@@ -206,56 +280,14 @@ func (s *State) check(tokens []int32, lo, hi int) error {
 	return nil
 }
 
-// addBias adds bias to every row of out; a nil bias adds nothing.
-func addBias(out, bias []float32) {
-	if len(bias) == 0 {
-		return
-	}
-	for i := 0; i < len(out); i += len(bias) {
-		cpu.Add(out[i:i+len(bias)], bias)
-	}
-}
-
-// rope rotates each head of each window row by its absolute position.
-func (s *State) rope(rows []float32, heads int) {
+// rope turns each head of the q|k part of one row, heads of HeadDim
+// values side by side, by the angles of absolute position p.
+func (s *State) rope(row []float32, p int) {
 	d := s.m.Config.HeadDim
 	half := d / 2
-	width := heads * d
-	for i := 0; i*width < len(rows); i++ {
-		p := s.lo + i
-		cos, sin := s.cos[p*half:(p+1)*half], s.sin[p*half:(p+1)*half]
-		for hd := range heads {
-			cpu.RoPE(rows[i*width+hd*d:i*width+(hd+1)*d], cos, sin)
-		}
-	}
-}
-
-// store copies s.kv, [window rows, KVHeads·HeadDim], into layer li of a
-// cache laid out [Layers, KVHeads, cap, HeadDim].
-func (s *State) store(cache []float32, li int) {
-	c := &s.m.Config
-	d, kvh := c.HeadDim, c.KVHeads
-	for i := range s.hi - s.lo {
-		p := s.lo + i
-		for g := range kvh {
-			dst := ((li*kvh+g)*s.cap + p) * d
-			copy(cache[dst:dst+d], s.kv[(i*kvh+g)*d:])
-		}
-	}
-}
-
-// attention computes every query head of the window against the n cached
-// positions of the current layer. The kernel splits a large head across
-// cores itself.
-func (s *State) attention() {
-	c := &s.m.Config
-	d, qd, n, m := c.HeadDim, c.Heads*c.HeadDim, s.n, s.hi-s.lo
-	group := c.Heads / c.KVHeads
-	scale := float32(1 / math.Sqrt(float64(d)))
-	for hd := range c.Heads {
-		base := (s.layer*c.KVHeads + hd/group) * s.cap * d
-		keys, vals := s.k[base:base+n*d], s.v[base:base+n*d]
-		cpu.Attention(s.att[hd*d:m*qd], s.q[hd*d:m*qd], keys, vals, m, n, d, qd, d, scale)
+	cos, sin := s.cos[p*half:(p+1)*half], s.sin[p*half:(p+1)*half]
+	for o := 0; o+d <= len(row); o += d {
+		cpu.RoPE(row[o:o+d], cos, sin)
 	}
 }
 
@@ -279,16 +311,39 @@ func (s *State) Logits(rows []int, out []float32) error {
 			return fmt.Errorf("logits: position %d is outside the window [%d,%d) of the last Forward", r, s.lastLo, s.lastHi)
 		}
 	}
-	// xb is free after Forward; gather up to cap normed rows at a time.
+	// Finish the last layer for up to cap rows at a time, gathered, so
+	// that the pass's state stays as Forward left it for the next call.
+	qd, qkvw := c.Heads*c.HeadDim, (c.Heads+2*c.KVHeads)*c.HeadDim
+	last := len(s.m.Weights.Layers) - 1
 	eps := float32(c.NormEps)
 	for start := 0; start < len(rows); start += s.cap {
 		chunk := rows[start:min(start+s.cap, len(rows))]
+		k := len(chunk)
+		xg, qg := s.xg[:k*h], s.qg[:k*qd]
 		for i, r := range chunk {
 			j := r - s.lastLo
-			cpu.RMSNorm(s.xb[i*h:(i+1)*h], s.x[j*h:(j+1)*h], s.m.Weights.Norm, eps)
+			copy(xg[i*h:(i+1)*h], s.x[j*h:])
+			copy(qg[i*qd:(i+1)*qd], s.qkv[j*qkvw:])
 		}
-		k := len(chunk)
+		s.finish(last, xg, qg, k, qd, s.lastN)
+		for i := range k {
+			cpu.RMSNorm(s.xb[i*h:(i+1)*h], xg[i*h:(i+1)*h], s.m.Weights.Norm, eps)
+		}
 		s.m.packed.head.MulT(out[start*vocab:(start+k)*vocab], s.xb[:k*h], k)
 	}
 	return nil
 }
+
+// LogitStats is what a sampler needs from one logit row: the maximum, its
+// first index, and the sums that give the softmax's normaliser and entropy.
+// See [cpu.RowStats].
+type LogitStats = cpu.RowStats
+
+// RowStats computes the LogitStats of a row of Logits' output in two
+// vector passes over it, allocating nothing: a sampler's greedy path
+// without one float64 exponential per vocabulary entry.
+func RowStats(row []float32) LogitStats { return cpu.Stats(row) }
+
+// RunnerUp returns the largest value of row at an index other than skip
+// (the second largest logit when skip is the argmax), or -Inf if none.
+func RunnerUp(row []float32, skip int) float32 { return cpu.MaxExcept(row, skip) }

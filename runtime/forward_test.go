@@ -209,12 +209,15 @@ func TestForwardAllocs(t *testing.T) {
 var benchConfig = dreamShaped(256, 768, 8, 8, 2, 2048)
 
 // forwardFLOPs counts the multiply-adds (×2) of Forward over m window rows
-// of an n-token sequence: the projections, and attention's q·k and p·v.
+// of an n-token sequence: the projections, and attention's q·k and p·v, of
+// every layer but the last, of which Forward computes only q, k and v (the
+// rest is Logits', for the rows it is asked for).
 func forwardFLOPs(c Config, n, m int) float64 {
 	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
-	perRow := c.Hidden*qd + 2*c.Hidden*kvd + qd*c.Hidden + 3*c.Hidden*c.Intermediate
+	qkv := c.Hidden*qd + 2*c.Hidden*kvd
+	perRow := qkv + qd*c.Hidden + 3*c.Hidden*c.Intermediate
 	attn := 2 * c.Heads * n * c.HeadDim
-	return 2 * float64(m) * float64(c.Layers) * float64(perRow+attn)
+	return 2 * float64(m) * (float64(c.Layers-1)*float64(perRow+attn) + float64(qkv))
 }
 
 // matmulBaseline measures cpu.MatMulT's GFLOP/s on the model's largest

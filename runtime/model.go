@@ -289,14 +289,18 @@ func (m *Model) convert() error {
 }
 
 // packedWeights holds every matrix of the network packed once, at load, in
-// the layout the matrix kernels read fastest.
+// the layout the matrix kernels read fastest. Projections that read the
+// same input are packed as one matrix, so that a layer makes one product
+// (and one fork-join across cores) for q, k and v, and one for gate and
+// up: their outputs lie side by side in each row, q|k|v and gate|up.
 type packedWeights struct {
 	layers []packedLayer
 	head   *cpu.Matrix
 }
 
 type packedLayer struct {
-	q, k, v, o, gate, up, down *cpu.Matrix
+	qkv, o, gateUp, down *cpu.Matrix
+	qkvBias              []float32 // q|k|v biases, or nil
 }
 
 func (m *Model) pack() {
@@ -304,15 +308,19 @@ func (m *Model) pack() {
 	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 	m.packed.layers = make([]packedLayer, len(w.Layers))
 	for i, l := range w.Layers {
-		m.packed.layers[i] = packedLayer{
-			q:    cpu.NewMatrix(l.Q, qd, c.Hidden),
-			k:    cpu.NewMatrix(l.K, kvd, c.Hidden),
-			v:    cpu.NewMatrix(l.V, kvd, c.Hidden),
-			o:    cpu.NewMatrix(l.O, c.Hidden, qd),
-			gate: cpu.NewMatrix(l.Gate, c.Intermediate, c.Hidden),
-			up:   cpu.NewMatrix(l.Up, c.Intermediate, c.Hidden),
-			down: cpu.NewMatrix(l.Down, c.Hidden, c.Intermediate),
+		p := packedLayer{
+			qkv:    cpu.NewMatrix(slices.Concat(l.Q, l.K, l.V), qd+2*kvd, c.Hidden),
+			o:      cpu.NewMatrix(l.O, c.Hidden, qd),
+			gateUp: cpu.NewMatrix(slices.Concat(l.Gate, l.Up), 2*c.Intermediate, c.Hidden),
+			down:   cpu.NewMatrix(l.Down, c.Hidden, c.Intermediate),
 		}
+		if l.QBias != nil || l.KBias != nil || l.VBias != nil {
+			p.qkvBias = make([]float32, qd+2*kvd)
+			copy(p.qkvBias, l.QBias)
+			copy(p.qkvBias[qd:], l.KBias)
+			copy(p.qkvBias[qd+kvd:], l.VBias)
+		}
+		m.packed.layers[i] = p
 	}
 	m.packed.head = cpu.NewMatrix(w.Head, c.Vocab, c.Hidden)
 }

@@ -3,7 +3,6 @@ package cpu
 import (
 	"fmt"
 	"runtime"
-	"sync"
 )
 
 // Attention computes one head of unmasked (bidirectional) scaled
@@ -66,7 +65,7 @@ type attnJob struct {
 	tilesPer int
 }
 
-var attnPool = sync.Pool{New: func() any { return new(attnJob) }}
+var attnFree freeList[attnJob]
 
 func attention(kern *kernel, out, q, k, v []float32, nq, nk, headDim, qStride, kvStride int, scale float32) {
 	if nq == 0 || headDim == 0 {
@@ -78,8 +77,8 @@ func attention(kern *kernel, out, q, k, v []float32, nq, nk, headDim, qStride, k
 		}
 		return
 	}
-	j := attnPool.Get().(*attnJob)
-	defer attnPool.Put(j)
+	j := attnFree.get()
+	defer attnFree.put(j)
 
 	// K packs as the weights of MulT (keys are the output columns of the
 	// scores); V packs as a row-major B, each panel 32 of its columns.

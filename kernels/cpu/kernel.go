@@ -12,13 +12,23 @@ package cpu
 //
 // dot is the same kernel family's dot product, for Dot and for products
 // too short in m to be worth packing w (see MatMulT); softmax replaces x by
-// softmax(scale·x), for Attention.
+// softmax(scale·x), for Attention. The rest are the elementwise operations
+// of ops.go and the row scan of RowStats, each on slices of equal length
+// (the exported functions check).
 type kernel struct {
 	name    string
 	maxRows int
 	tile    func(mr, k int, a []float32, lda int, b, c []float32, ldc int, accum bool)
 	dot     func(a, b []float32) float32
 	softmax func(x []float32, scale float32)
+
+	sumSq    func(x []float32) float64                    // Σ x²
+	scaleMul func(out, x, w []float32, s float32)         // out = w·(x·s)
+	add      func(dst, src []float32)                     // dst += src
+	swiGLU   func(out, gate, up []float32)                // out = silu(gate)·up
+	rope     func(x, cos, sin []float32)                  // one head; len(x) = 2·len(cos)
+	argmax   func(x []float32) (float32, int)             // the maximum and its first index
+	expSums  func(x []float32, m float32) (z, zl float64) // Σ e^d, Σ e^d·d, d = max(x−m, −104)
 }
 
 // panelWidth is the number of output columns in one packed panel of a
@@ -31,7 +41,9 @@ const maxTileRows = 16
 
 // portable is the pure Go kernel: the fallback on every architecture, and
 // the driver's own test double on machines with vector kernels.
-var portable = &kernel{name: "go", maxRows: 4, tile: tileGo, dot: dotGo, softmax: softmaxGo}
+var portable = &kernel{name: "go", maxRows: 4, tile: tileGo, dot: dotGo, softmax: softmaxGo,
+	sumSq: sumSqGo, scaleMul: scaleMulGo, add: addGo, swiGLU: swiGLUGo, rope: ropeGo,
+	argmax: argmaxGo, expSums: expSumsGo}
 
 // kernels lists the implementations this machine can run, fastest first;
 // best is the one the package uses.

@@ -1629,6 +1629,297 @@ softmax512_scale_tail:
 	VZEROUPPER
 	RET
 
+// func siluMul512(out *float32, gate *float32, up *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·siluMul512(SB), NOSPLIT, $0-32
+	MOVQ         out+0(FP), AX
+	MOVQ         gate+8(FP), CX
+	MOVQ         up+16(FP), DX
+	MOVQ         n+24(FP), BX
+	MOVL         $0xc2d00000, SI
+	VPBROADCASTD SI, Z0
+	MOVL         $0x42d00000, SI
+	VPBROADCASTD SI, Z1
+	MOVL         $0x3f800000, SI
+	VPBROADCASTD SI, Z2
+	MOVL         $0x3fb8aa3b, SI
+	VPBROADCASTD SI, Z3
+	MOVL         $0x3f317200, SI
+	VPBROADCASTD SI, Z4
+	MOVL         $0x35bfbe8e, SI
+	VPBROADCASTD SI, Z5
+	MOVL         $0x3ab60b61, SI
+	VPBROADCASTD SI, Z6
+	MOVL         $0x3c088889, SI
+	VPBROADCASTD SI, Z7
+	MOVL         $0x3d2aaaab, SI
+	VPBROADCASTD SI, Z8
+	MOVL         $0x3e2aaaab, SI
+	VPBROADCASTD SI, Z9
+	MOVL         $0x3f000000, SI
+	VPBROADCASTD SI, Z10
+	MOVL         $0x3f800000, SI
+	VPBROADCASTD SI, Z11
+	MOVL         $0x3f800000, SI
+	VPBROADCASTD SI, Z12
+
+siluMul512_loop:
+	TESTQ        BX, BX
+	JZ           siluMul512_done
+	VMOVUPS      (CX), Z13
+	VPXORD       Z14, Z14, Z14
+	VSUBPS       Z13, Z14, Z14
+	VMAXPS       Z0, Z14, Z14
+	VMINPS       Z1, Z14, Z14
+	VMULPS       Z3, Z14, Z15
+	VRNDSCALEPS  $0x00, Z15, Z15
+	VFNMADD231PS Z4, Z15, Z14
+	VFNMADD231PS Z5, Z15, Z14
+	VMOVAPS      Z6, Z16
+	VFMADD213PS  Z7, Z14, Z16
+	VFMADD213PS  Z8, Z14, Z16
+	VFMADD213PS  Z9, Z14, Z16
+	VFMADD213PS  Z10, Z14, Z16
+	VFMADD213PS  Z11, Z14, Z16
+	VFMADD213PS  Z12, Z14, Z16
+	VSCALEFPS    Z15, Z16, Z14
+	VADDPS       Z2, Z14, Z14
+	VDIVPS       Z14, Z13, Z13
+	VMULPS       (DX), Z13, Z13
+	VMOVUPS      Z13, (AX)
+	ADDQ         $0x00000040, AX
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000040, DX
+	SUBQ         $0x00000010, BX
+	JMP          siluMul512_loop
+
+siluMul512_done:
+	VZEROUPPER
+	RET
+
+// func add512(dst *float32, src *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·add512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ n+16(FP), DX
+
+add512_loop:
+	TESTQ   DX, DX
+	JZ      add512_done
+	VMOVUPS (AX), Z0
+	VADDPS  (CX), Z0, Z0
+	VMOVUPS Z0, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, CX
+	SUBQ    $0x00000010, DX
+	JMP     add512_loop
+
+add512_done:
+	VZEROUPPER
+	RET
+
+// func scaleMul512(out *float32, x *float32, w *float32, s float32, n int)
+// Requires: AVX, AVX512F, SSE
+TEXT ·scaleMul512(SB), NOSPLIT, $0-40
+	MOVQ         out+0(FP), AX
+	MOVQ         x+8(FP), CX
+	MOVQ         w+16(FP), DX
+	MOVQ         n+32(FP), BX
+	MOVSS        s+24(FP), X0
+	VBROADCASTSS X0, Z0
+
+scaleMul512_loop:
+	TESTQ   BX, BX
+	JZ      scaleMul512_done
+	VMULPS  (CX), Z0, Z1
+	VMULPS  (DX), Z1, Z1
+	VMOVUPS Z1, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, CX
+	ADDQ    $0x00000040, DX
+	SUBQ    $0x00000010, BX
+	JMP     scaleMul512_loop
+
+scaleMul512_done:
+	VZEROUPPER
+	RET
+
+// func rope512(x *float32, cos *float32, sin *float32, half int)
+// Requires: AVX, AVX512F
+TEXT ·rope512(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), AX
+	MOVQ cos+8(FP), CX
+	MOVQ sin+16(FP), DX
+	MOVQ half+24(FP), BX
+	MOVQ BX, SI
+	SHLQ $0x02, SI
+
+rope512_loop:
+	TESTQ        BX, BX
+	JZ           rope512_done
+	VMOVUPS      (AX), Z0
+	VMOVUPS      (AX)(SI*1), Z1
+	VMOVUPS      (CX), Z2
+	VMOVUPS      (DX), Z3
+	VMULPS       Z2, Z0, Z4
+	VFNMADD231PS Z3, Z1, Z4
+	VMULPS       Z2, Z1, Z1
+	VFMADD231PS  Z3, Z0, Z1
+	VMOVUPS      Z4, (AX)
+	VMOVUPS      Z1, (AX)(SI*1)
+	ADDQ         $0x00000040, AX
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000040, DX
+	SUBQ         $0x00000010, BX
+	JMP          rope512_loop
+
+rope512_done:
+	VZEROUPPER
+	RET
+
+// func argmax512(x *float32, n int, vals *float32, idxs *int32)
+// Requires: AVX, AVX512F
+TEXT ·argmax512(SB), NOSPLIT, $0-32
+	MOVQ         x+0(FP), AX
+	MOVQ         n+8(FP), CX
+	MOVL         $0xff800000, DX
+	VPBROADCASTD DX, Z0
+	VPXORD       Z1, Z1, Z1
+	VMOVDQU32    argmaxIota<>+0(SB), Z2
+	MOVL         $0x00000010, DX
+	VPBROADCASTD DX, Z3
+
+argmax512_loop:
+	TESTQ     CX, CX
+	JZ        argmax512_done
+	VMOVUPS   (AX), Z4
+	VCMPPS    $0x1e, Z0, Z4, K1
+	VMOVAPS   Z4, K1, Z0
+	VMOVDQA32 Z2, K1, Z1
+	VPADDD    Z3, Z2, Z2
+	ADDQ      $0x00000040, AX
+	SUBQ      $0x00000010, CX
+	JMP       argmax512_loop
+
+argmax512_done:
+	MOVQ      vals+16(FP), AX
+	MOVQ      idxs+24(FP), CX
+	VMOVUPS   Z0, (AX)
+	VMOVDQU32 Z1, (CX)
+	VZEROUPPER
+	RET
+
+DATA argmaxIota<>+0(SB)/4, $0x00000000
+DATA argmaxIota<>+4(SB)/4, $0x00000001
+DATA argmaxIota<>+8(SB)/4, $0x00000002
+DATA argmaxIota<>+12(SB)/4, $0x00000003
+DATA argmaxIota<>+16(SB)/4, $0x00000004
+DATA argmaxIota<>+20(SB)/4, $0x00000005
+DATA argmaxIota<>+24(SB)/4, $0x00000006
+DATA argmaxIota<>+28(SB)/4, $0x00000007
+DATA argmaxIota<>+32(SB)/4, $0x00000008
+DATA argmaxIota<>+36(SB)/4, $0x00000009
+DATA argmaxIota<>+40(SB)/4, $0x0000000a
+DATA argmaxIota<>+44(SB)/4, $0x0000000b
+DATA argmaxIota<>+48(SB)/4, $0x0000000c
+DATA argmaxIota<>+52(SB)/4, $0x0000000d
+DATA argmaxIota<>+56(SB)/4, $0x0000000e
+DATA argmaxIota<>+60(SB)/4, $0x0000000f
+GLOBL argmaxIota<>(SB), RODATA|NOPTR, $64
+
+// func expSums512(x *float32, n int, m float32, sums *float64)
+// Requires: AVX, AVX512DQ, AVX512F, SSE, SSE2
+TEXT ·expSums512(SB), NOSPLIT, $0-32
+	MOVQ         x+0(FP), AX
+	MOVQ         n+8(FP), CX
+	MOVSS        m+16(FP), X0
+	VBROADCASTSS X0, Z0
+	MOVL         $0xc2d00000, DX
+	VPBROADCASTD DX, Z5
+	MOVL         $0x3fb8aa3b, DX
+	VPBROADCASTD DX, Z6
+	MOVL         $0x3f317200, DX
+	VPBROADCASTD DX, Z7
+	MOVL         $0x35bfbe8e, DX
+	VPBROADCASTD DX, Z8
+	MOVL         $0x3ab60b61, DX
+	VPBROADCASTD DX, Z9
+	MOVL         $0x3c088889, DX
+	VPBROADCASTD DX, Z10
+	MOVL         $0x3d2aaaab, DX
+	VPBROADCASTD DX, Z11
+	MOVL         $0x3e2aaaab, DX
+	VPBROADCASTD DX, Z12
+	MOVL         $0x3f000000, DX
+	VPBROADCASTD DX, Z13
+	MOVL         $0x3f800000, DX
+	VPBROADCASTD DX, Z14
+	MOVL         $0x3f800000, DX
+	VPBROADCASTD DX, Z15
+	VPXORD       Z1, Z1, Z1
+	VPXORD       Z2, Z2, Z2
+	VPXORD       Z3, Z3, Z3
+	VPXORD       Z4, Z4, Z4
+
+expSums512_loop:
+	TESTQ         CX, CX
+	JZ            expSums512_done
+	VMOVUPS       (AX), Z16
+	VSUBPS        Z0, Z16, Z16
+	VMAXPS        Z5, Z16, Z16
+	VMOVAPS       Z16, Z17
+	VMULPS        Z6, Z16, Z18
+	VRNDSCALEPS   $0x00, Z18, Z18
+	VFNMADD231PS  Z7, Z18, Z16
+	VFNMADD231PS  Z8, Z18, Z16
+	VMOVAPS       Z9, Z19
+	VFMADD213PS   Z10, Z16, Z19
+	VFMADD213PS   Z11, Z16, Z19
+	VFMADD213PS   Z12, Z16, Z19
+	VFMADD213PS   Z13, Z16, Z19
+	VFMADD213PS   Z14, Z16, Z19
+	VFMADD213PS   Z15, Z16, Z19
+	VSCALEFPS     Z18, Z19, Z16
+	VMULPS        Z16, Z17, Z17
+	VCVTPS2PD     Y16, Z18
+	VADDPD        Z18, Z1, Z1
+	VEXTRACTF32X8 $0x01, Z16, Y16
+	VCVTPS2PD     Y16, Z18
+	VADDPD        Z18, Z2, Z2
+	VCVTPS2PD     Y17, Z16
+	VADDPD        Z16, Z3, Z3
+	VEXTRACTF32X8 $0x01, Z17, Y16
+	VCVTPS2PD     Y16, Z16
+	VADDPD        Z16, Z4, Z4
+	ADDQ          $0x00000040, AX
+	SUBQ          $0x00000010, CX
+	JMP           expSums512_loop
+
+expSums512_done:
+	MOVQ          sums+24(FP), AX
+	VADDPD        Z2, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPD        Y0, Y1, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X1
+	VHADDPD       X1, X1, X1
+	MOVSD         X1, (AX)
+	VADDPD        Z4, Z3, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPD        Y0, Y3, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPD        X1, X0, X1
+	VHADDPD       X1, X1, X1
+	MOVSD         X1, 8(AX)
+	VZEROUPPER
+	RET
+
+// func spinPause()
+TEXT ·spinPause(SB), NOSPLIT, $0
+	PAUSE
+	RET
+
 // func dot512(a *float32, b *float32, n int) float32
 // Requires: AVX, AVX512F, SSE
 TEXT ·dot512(SB), NOSPLIT, $0-28

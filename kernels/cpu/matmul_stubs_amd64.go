@@ -85,6 +85,43 @@ func gemm256x3(k int, a *float32, lda int, b *float32, c *float32, ldc int, accu
 //go:noescape
 func softmax512(x *float32, n int, tail uint16, scale float32)
 
+// siluMul512 writes out[i] = gate[i]/(1+e^−gate[i])·up[i] for i < n, n a multiple of 16.
+//
+//go:noescape
+func siluMul512(out *float32, gate *float32, up *float32, n int)
+
+// add512 adds src[i] to dst[i] for i < n, n a multiple of 16.
+//
+//go:noescape
+func add512(dst *float32, src *float32, n int)
+
+// scaleMul512 writes out[i] = w[i]·(x[i]·s) for i < n, n a multiple of 16.
+//
+//go:noescape
+func scaleMul512(out *float32, x *float32, w *float32, s float32, n int)
+
+// rope512 rotates the pairs (x[i], x[i+half]) by the angles of cos[i], sin[i] for i < half,
+// half a multiple of 16.
+//
+//go:noescape
+func rope512(x *float32, cos *float32, sin *float32, half int)
+
+// argmax512 writes to vals[l] the largest of x[i] for i < n, i ≡ l mod 16, and to idxs[l] the
+// first such i (-Inf and 0 if none is greater than -Inf); n a multiple of 16.
+//
+//go:noescape
+func argmax512(x *float32, n int, vals *float32, idxs *int32)
+
+// expSums512 writes sums[0] = Σ e^d and sums[1] = Σ e^d·d over d = max(x[i]−m, −104), i < n,
+// in float64; n a multiple of 16.
+//
+//go:noescape
+func expSums512(x *float32, n int, m float32, sums *float64)
+
+// spinPause executes PAUSE, the spin-wait hint: a core polling a mailbox lets a sibling
+// hardware thread run and draws less power.
+func spinPause()
+
 // dot512 returns Σ a[i]·b[i] for i < n, n a multiple of the vector width.
 //
 //go:noescape

@@ -3,7 +3,6 @@ package cpu
 import (
 	"fmt"
 	"runtime"
-	"sync"
 )
 
 // Matrix is a weight matrix w[n×k] packed once, at load time, for repeated
@@ -71,20 +70,35 @@ func (a *Matrix) MulT(out, x []float32, m int) {
 	a.mulT(best, out, x, m)
 }
 
+// MulTAdd adds x[m×k] · wᵀ to out[m×n]: MulT and Add in one pass over out,
+// for a residual connection.
+func (a *Matrix) MulTAdd(out, x []float32, m int) {
+	checkShapes("Matrix.MulTAdd", out, x, m, a.k, a.n)
+	a.mulTAdd(best, out, x, m, true)
+}
+
 func (a *Matrix) mulT(kern *kernel, out, x []float32, m int) {
+	a.mulTAdd(kern, out, x, m, false)
+}
+
+func (a *Matrix) mulTAdd(kern *kernel, out, x []float32, m int, acc bool) {
 	if m*a.n == 0 {
 		return
 	}
 	if a.k == 0 {
-		clear(out[:m*a.n])
+		if !acc {
+			clear(out[:m*a.n])
+		}
 		return
 	}
-	j := mulPool.Get().(*mulJob)
+	j := mulFree.get()
 	j.a, j.w, j.dots = a, nil, false
 	j.out, j.x = out, x
-	parallel(j, j.plan(kern, m, a.n, a.k, true))
+	parts := j.plan(kern, m, a.n, a.k, true)
+	j.acc = acc
+	parallel(j, parts)
 	j.a, j.out, j.x = nil, nil, nil
-	mulPool.Put(j)
+	mulFree.put(j)
 }
 
 // MatMulT computes out[m×n] = x[m×k] · wᵀ, with w stored [n×k] row-major
@@ -109,7 +123,7 @@ func matMulT(kern *kernel, out, x, w []float32, m, k, n int) {
 		clear(out[:m*n])
 		return
 	}
-	j := mulPool.Get().(*mulJob)
+	j := mulFree.get()
 	j.a, j.w = nil, w
 	j.out, j.x = out, x
 	// Each part packs its own panels, so rows are never split across
@@ -119,7 +133,7 @@ func matMulT(kern *kernel, out, x, w []float32, m, k, n int) {
 	j.dots = m <= dotRows
 	parallel(j, j.plan(kern, m, n, k, false))
 	j.w, j.out, j.x = nil, nil, nil
-	mulPool.Put(j)
+	mulFree.put(j)
 }
 
 func checkShapes(fn string, out, x []float32, m, k, n int) {
@@ -159,13 +173,15 @@ type gemm struct {
 	kern                       *kernel
 	out, x                     []float32
 	m, n, k, lda, ldc          int
-	kc                         int // k extent of one kernel call
+	kc                         int  // k extent of one kernel call
+	acc                        bool // add the product to out instead of writing it
 	tiles, tileRows, tileExtra int
 }
 
 func (g *gemm) setup(kern *kernel, out, x []float32, m, n, k, lda, ldc int) {
 	g.kern, g.out, g.x = kern, out, x
 	g.m, g.n, g.k, g.lda, g.ldc = m, n, k, lda, ldc
+	g.acc = false
 	blocks := (k + kcMax - 1) / kcMax
 	g.kc = (k + blocks - 1) / blocks
 	g.tiles = (m + kern.maxRows - 1) / kern.maxRows
@@ -191,8 +207,8 @@ func (g *gemm) panel(b []float32, p, t0, t1 int) {
 		// The last, partial panel: compute each tile whole into scratch
 		// and copy out the columns that exist. The scratch is pooled, not
 		// on the stack: it escapes through the indirect kernel call.
-		buf := tilePool.Get().(*[maxTileRows * panelWidth]float32)
-		defer tilePool.Put(buf)
+		buf := tileFree.get()
+		defer tileFree.put(buf)
 		tmp := buf[:]
 		for t := t0; t < t1; t++ {
 			i0, mr := g.tile(t)
@@ -201,7 +217,11 @@ func (g *gemm) panel(b []float32, p, t0, t1 int) {
 			}
 			for r := range mr {
 				o := (i0+r)*ldc + col
-				copy(g.out[o:o+cols], tmp[r*panelWidth:])
+				if g.acc {
+					g.kern.add(g.out[o:o+cols], tmp[r*panelWidth:r*panelWidth+cols])
+				} else {
+					copy(g.out[o:o+cols], tmp[r*panelWidth:])
+				}
 			}
 		}
 		return
@@ -212,7 +232,7 @@ func (g *gemm) panel(b []float32, p, t0, t1 int) {
 		kb := min(kc, k-pc)
 		for t := t0; t < t1; t++ {
 			i0, mr := g.tile(t)
-			tile(mr, kb, g.x[i0*lda+pc:], lda, b[pc*panelWidth:], g.out[i0*ldc+col:], ldc, pc > 0)
+			tile(mr, kb, g.x[i0*lda+pc:], lda, b[pc*panelWidth:], g.out[i0*ldc+col:], ldc, g.acc || pc > 0)
 		}
 	}
 }
@@ -230,9 +250,9 @@ type mulJob struct {
 }
 
 var (
-	mulPool   = sync.Pool{New: func() any { return new(mulJob) }}
-	panelPool = sync.Pool{New: func() any { return new([]float32) }}
-	tilePool  = sync.Pool{New: func() any { return new([maxTileRows * panelWidth]float32) }}
+	mulFree   freeList[mulJob]
+	panelFree freeList[[]float32]
+	tileFree  freeList[[maxTileRows * panelWidth]float32]
 )
 
 // plan sets the blocking of out[m×n] = x[m×k]·wᵀ on kern and returns the
@@ -278,7 +298,7 @@ func (j *mulJob) runPart(i int) {
 		}
 		return
 	}
-	buf := panelPool.Get().(*[]float32)
+	buf := panelFree.get()
 	if cap(*buf) < size {
 		*buf = make([]float32, size)
 	}
@@ -287,5 +307,5 @@ func (j *mulJob) runPart(i int) {
 		packPanel(panel, j.w, j.k, j.n, j.k, p)
 		j.panel(panel, p, t0, t1)
 	}
-	panelPool.Put(buf)
+	panelFree.put(buf)
 }

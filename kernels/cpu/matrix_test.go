@@ -94,6 +94,15 @@ func TestMulTParity(t *testing.T) {
 			got = randSlice(r, m*n)
 			matMulT(kern, got, x, w, m, k, n)
 			checkRows(t, "MatMulT "+name, got, want, m, n)
+
+			// MulTAdd adds the product to what out holds.
+			got = randSlice(r, m*n)
+			sum := make([]float64, m*n)
+			for i, v := range got {
+				sum[i] = want[i] + float64(v)
+			}
+			a.mulTAdd(kern, got, x, m, true)
+			checkRows(t, "Matrix.MulTAdd "+name, got, sum, m, n)
 		}
 	}
 }

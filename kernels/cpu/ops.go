@@ -3,8 +3,10 @@ package cpu
 import "math"
 
 // The elementwise operations of a transformer layer. Each works on float32
-// and allocates nothing; the reductions accumulate in float64 where a long
-// sum would otherwise lose digits.
+// and allocates nothing, and runs on the best kernel family's vector code.
+// The reductions keep sums short before they combine them: RMSNorm's
+// vector sum of squares spreads a row over 64 float32 accumulators, the
+// portable one and Softmax's sum accumulate in float64.
 
 // RMSNorm writes out[i] = w[i] · x[i] / sqrt(mean(x²) + eps), the
 // normalisation of Llama, Qwen2 and OLMo (PyTorch: x * rsqrt(x.pow(2).mean(-1)
@@ -15,18 +17,33 @@ func RMSNorm(out, x, w []float32, eps float32) {
 	}
 	out = out[:len(x)]
 	w = w[:len(x)]
+	ss := best.sumSq(x)
+	scale := float32(1 / math.Sqrt(ss/float64(len(x))+float64(eps)))
+	best.scaleMul(out, x, w, scale)
+}
+
+func sumSqGo(x []float32) float64 {
 	var ss float64
 	for _, v := range x {
 		ss += float64(v) * float64(v)
 	}
-	scale := float32(1 / math.Sqrt(ss/float64(len(x))+float64(eps)))
+	return ss
+}
+
+func scaleMulGo(out, x, w []float32, s float32) {
+	out = out[:len(x)]
+	w = w[:len(x)]
 	for i, v := range x {
-		out[i] = w[i] * (v * scale)
+		out[i] = w[i] * (v * s)
 	}
 }
 
 // Add computes dst[i] += src[i] (a residual connection).
 func Add(dst, src []float32) {
+	best.add(dst, src[:len(dst)])
+}
+
+func addGo(dst, src []float32) {
 	src = src[:len(dst)]
 	for i := range dst {
 		dst[i] += src[i]
@@ -51,9 +68,20 @@ func Scale(x []float32, a float32) {
 // SiLUMul computes gate[i] = silu(gate[i]) · up[i], the SwiGLU activation
 // (PyTorch: F.silu(gate_proj(x)) * up_proj(x)), with silu(g) = g/(1+e^-g).
 func SiLUMul(gate, up []float32) {
-	up = up[:len(gate)]
+	best.swiGLU(gate, gate, up[:len(gate)])
+}
+
+// SwiGLU writes out[i] = silu(gate[i]) · up[i] for i < len(out); out may
+// alias gate or up.
+func SwiGLU(out, gate, up []float32) {
+	best.swiGLU(out, gate[:len(out)], up[:len(out)])
+}
+
+func swiGLUGo(out, gate, up []float32) {
+	gate = gate[:len(out)]
+	up = up[:len(out)]
 	for i, g := range gate {
-		gate[i] = g / (1 + Exp(-g)) * up[i]
+		out[i] = g / (1 + Exp(-g)) * up[i]
 	}
 }
 
@@ -89,6 +117,11 @@ func Softmax(x []float32) {
 // cos[i] and sin[i]. (PyTorch: x*cos + rotate_half(x)*sin with
 // rotate_half(x) = cat(-x2, x1).)
 func RoPE(x, cos, sin []float32) {
+	half := len(cos)
+	best.rope(x[:2*half], cos, sin[:half])
+}
+
+func ropeGo(x, cos, sin []float32) {
 	half := len(cos)
 	x1 := x[:half]
 	x2 := x[half : 2*half]

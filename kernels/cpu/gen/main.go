@@ -54,6 +54,13 @@ func main() {
 		kernel256(mr)
 	}
 	softmax512()
+	siluMul512()
+	add512()
+	scaleMul512()
+	rope512()
+	argmax512()
+	expSums512()
+	spinPause()
 	dot("dot512", ZMM, 16)
 	dot("dot256", YMM, 8)
 	peak("fmaPeak512", ZMM)
@@ -373,13 +380,6 @@ func softmax512() {
 	scale := ZMM()
 	VBROADCASTSS(sx, scale)
 
-	konst := func(f float32) VecVirtual {
-		r := GP32()
-		MOVL(U32(math.Float32bits(f)), r)
-		z := ZMM()
-		VPBROADCASTD(r, z)
-		return z
-	}
 	// pass runs body over each full vector at p, then over the tail with
 	// masked loads and stores.
 	pass := func(label string, body func(v VecVirtual, masked bool)) {
@@ -401,18 +401,6 @@ func softmax512() {
 		body(v, true)
 		VMOVUPS(v, mask, Mem{Base: p})
 	}
-	// across leaves in every lane of v the reduction op over its lanes.
-	across := func(op func(...Op), v VecVirtual) {
-		t := ZMM()
-		VSHUFF32X4(U8(0x4e), v, v, t) // swap 256-bit halves
-		op(t, v, v)
-		VSHUFF32X4(U8(0xb1), v, v, t) // swap 128-bit lanes in each half
-		op(t, v, v)
-		VPERMILPS(U8(0x4e), v, t) // swap 64-bit pairs
-		op(t, v, v)
-		VPERMILPS(U8(0xb1), v, t) // swap neighbours
-		op(t, v, v)
-	}
 
 	mx := konst(float32(math.Inf(-1)))
 	pass(name+"_max", func(v VecVirtual, masked bool) {
@@ -425,32 +413,14 @@ func softmax512() {
 	})
 	across(VMAXPS, mx)
 
-	// e^t for t = x−max ≤ 0: t = k·ln2 + r with k = round(t·log₂e) and
-	// |r| ≤ ln2/2, e^r by its Taylor polynomial of degree 6 (relative
-	// error below 2e-7 on that interval), scaled by 2^k with VSCALEFPS,
-	// which flushes to 0 below the float32 range. t is clamped at -104
-	// first so that t = -Inf still gives 0 rather than NaN.
 	floor := konst(-104)
-	log2e := konst(math.Log2E)
-	ln2hi := konst(0.693145751953125)
-	ln2lo := konst(1.4286068203094172e-06)
-	coef := []VecVirtual{konst(1.0 / 720), konst(1.0 / 120), konst(1.0 / 24), konst(1.0 / 6), konst(0.5), konst(1), konst(1)}
+	e := newExp()
 	sum := ZMM()
 	VPXORD(sum, sum, sum)
 	pass(name+"_exp", func(v VecVirtual, masked bool) {
 		VSUBPS(mx, v, v)
 		VMAXPS(floor, v, v)
-		k := ZMM()
-		VMULPS(log2e, v, k)
-		VRNDSCALEPS(U8(0), k, k) // round to nearest
-		VFNMADD231PS(ln2hi, k, v)
-		VFNMADD231PS(ln2lo, k, v)
-		p := ZMM()
-		VMOVAPS(coef[0], p)
-		for _, c := range coef[1:] {
-			VFMADD213PS(c, v, p) // p = p·r + c
-		}
-		VSCALEFPS(k, p, v)
+		e.exp(v)
 		if masked {
 			VADDPS(v, sum, mask, sum)
 		} else {

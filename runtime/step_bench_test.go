@@ -1,0 +1,88 @@
+package runtime
+
+import (
+	"context"
+	"testing"
+
+	"github.com/infuse-lsp/infuse/models"
+)
+
+// The default model's shapes in a single-line completion: a canvas of 256
+// tokens, a first pass over all of them, then cached steps over a window of
+// 17 rows whose last 16 are scored. x_full is a step's time over the full
+// pass's, measured in the same run.
+
+const (
+	stepCanvas = 256
+	stepWindow = 17
+)
+
+func defaultModel(b *testing.B) *Model {
+	b.Helper()
+	m, err := LoadFS(models.Default())
+	if err != nil {
+		b.Skipf("no embedded model: %v", err)
+	}
+	return m
+}
+
+func stepTokens(m *Model) []int32 {
+	ids := make([]int32, stepCanvas)
+	for i := range ids {
+		ids[i] = int32(i * 7 % m.Config.Vocab)
+	}
+	return ids
+}
+
+// BenchmarkDefaultFirstPass is the full pass of a completion: Forward over
+// 256 tokens and the logits of 16 rows.
+func BenchmarkDefaultFirstPass(b *testing.B) {
+	m := defaultModel(b)
+	defer m.Close()
+	ids := stepTokens(m)
+	s := m.NewState(stepCanvas)
+	lo := stepCanvas / 2
+	rows := make([]int, stepWindow-1)
+	for i := range rows {
+		rows[i] = lo + 1 + i
+	}
+	out := make([]float32, len(rows)*m.Config.Vocab)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Forward(ctx, ids, 0, stepCanvas); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Logits(rows, out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDefaultStep is one cached step: Forward over a window of 17 rows
+// attending over 256, and the logits of 16 of them.
+func BenchmarkDefaultStep(b *testing.B) {
+	m := defaultModel(b)
+	defer m.Close()
+	ids := stepTokens(m)
+	s := m.NewState(stepCanvas)
+	ctx := context.Background()
+	if err := s.Forward(ctx, ids, 0, stepCanvas); err != nil {
+		b.Fatal(err)
+	}
+	lo := stepCanvas / 2
+	rows := make([]int, stepWindow-1)
+	for i := range rows {
+		rows[i] = lo + 1 + i
+	}
+	out := make([]float32, len(rows)*m.Config.Vocab)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Forward(ctx, ids, lo, lo+stepWindow); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Logits(rows, out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
