@@ -2,13 +2,13 @@
 GO ?= go
 BIN := bin/infuse
 
-.PHONY: build test test-go test-lsp bench generate demo eval clean
+.PHONY: build test test-go test-lsp test-editors vscode bench generate demo eval clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/infuse
 
 # Everything a change must pass. Installs what the client tests need.
-test: build test-go test-lsp
+test: build test-go test-lsp test-editors vscode
 
 test-go:
 	$(GO) vet ./...
@@ -18,6 +18,15 @@ test-go:
 # (npm ci on first use) and headless Neovim when it is installed.
 test-lsp:
 	bash test/lsp/run.sh
+
+# Editor integrations against the real server: the Neovim plugin, and Emacs
+# when it is installed.
+test-editors: build
+	INFUSE_BIN=$(CURDIR)/$(BIN) bash test/editors/run.sh
+
+# The VS Code extension: npm ci, tsc, unit tests, bin/infuse-<version>.vsix.
+vscode: build
+	bash editors/vscode/build.sh
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./...

