@@ -68,7 +68,8 @@ type denoiser struct {
 	cands  []candidate
 	rows   []int
 
-	blockKey, blockStep, blockMasks int // LLaDA: the current blocks and their progress
+	blockKey, blockStep, blockMasks int    // LLaDA: the current blocks and their progress
+	served                          []bool // threshold: the holes that commit this step
 
 	first map[int][]bool // the canvas's constrained first positions (healed spans)
 
@@ -93,6 +94,7 @@ func newDenoiser(net network, sp *special, opts Options) *denoiser {
 // run denoises every span of c until no mask is left, filling fig.
 func (d *denoiser) run(ctx context.Context, c *canvas, fig *Figures) error {
 	d.first = c.first
+	d.served = make([]bool, len(c.spans))
 	steps := d.opts.Steps
 	if steps <= 0 {
 		steps = d.masked(c)
@@ -186,11 +188,11 @@ func (d *denoiser) block(c *canvas, s span) (int, int) {
 // candidates lists the masked positions that may be committed this step.
 func (d *denoiser) candidates(c *canvas) []candidate {
 	d.cands = d.cands[:0]
-	for _, s := range c.spans {
+	for i, s := range c.spans {
 		lo, hi := d.block(c, s)
 		for p := lo; p < hi; p++ {
 			if c.tokens[p] == d.sp.mask {
-				d.cands = append(d.cands, candidate{pos: p})
+				d.cands = append(d.cands, candidate{pos: p, span: i})
 			}
 		}
 	}
@@ -290,13 +292,19 @@ func (d *denoiser) choose(k int, cands []candidate) int {
 	case "origin":
 		return k
 	case "threshold":
-		// Fast-dLLM: the most confident always, and every other above τ.
+		// Fast-dLLM: every position above τ, and each hole's most confident
+		// position even below it, so that one pass advances every hole.
 		slices.SortFunc(cands, byConf)
-		n := 1
-		for n < len(cands) && cands[n].conf >= d.opts.Threshold {
-			n++
+		clear(d.served)
+		n := 0
+		for i, cd := range cands {
+			if cd.conf >= d.opts.Threshold || !d.served[cd.span] {
+				d.served[cd.span] = true
+				cands[i], cands[n] = cands[n], cands[i]
+				n++
+			}
 		}
-		return n
+		return n // the chosen, still in order of confidence
 	}
 	if d.opts.AlgTemp > 0 && d.opts.Sampler != "llada" {
 		// Sampling k positions without replacement from softmax(conf/T) is

@@ -12,6 +12,7 @@ import (
 // model is of it. Higher conf commits first.
 type candidate struct {
 	pos  int
+	span int // index of the span (hole) it belongs to
 	tok  int32
 	conf float64
 }

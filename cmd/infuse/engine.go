@@ -49,18 +49,13 @@ func loadEngine(ctx context.Context, o engineOptions) (*infill.Engine, error) {
 	default:
 		return nil, usageErr("--device %q: want cpu, cuda or auto", o.Device)
 	}
-	var fsys fs.FS
-	var m *runtime.Model
-	var err error
-	if o.Model == "" {
-		fsys = models.Default()
-		m, err = runtime.LoadFS(fsys)
-	} else {
-		fsys = os.DirFS(o.Model)
-		m, err = runtime.Load(o.Model)
-	}
+	m, err := loadModel(o.Model)
 	if err != nil {
 		return nil, err
+	}
+	var fsys fs.FS = os.DirFS(o.Model)
+	if o.Model == "" {
+		fsys = models.Default()
 	}
 	tok, err := tokenizer.LoadFS(fsys)
 	if err != nil {
@@ -73,4 +68,16 @@ func loadEngine(ctx context.Context, o engineOptions) (*infill.Engine, error) {
 // loadCompleter is how the language server gets its engine.
 func loadCompleter(ctx context.Context, o engineOptions) (infill.Completer, error) {
 	return loadEngine(ctx, o)
+}
+
+// loadModel loads a model directory, or the embedded default model for "".
+func loadModel(dir string) (*runtime.Model, error) {
+	if dir == "" {
+		m, err := runtime.LoadFS(models.Default())
+		if err != nil {
+			return nil, fmt.Errorf("embedded default model: %w", err)
+		}
+		return m, nil
+	}
+	return runtime.Load(dir)
 }

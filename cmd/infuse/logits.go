@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/infuse-lsp/infuse/runtime"
 	"github.com/infuse-lsp/infuse/runtime/npy"
 )
 
@@ -20,7 +19,7 @@ func init() {
 
 func runLogits(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("logits", stderr)
-	model := fs.String("model", "", "model `DIR` (a Hugging Face directory; required for now)")
+	model := fs.String("model", "", "model `DIR` (a Hugging Face directory; default: the embedded model)")
 	device := fs.String("device", "cpu", "`DEVICE` to run on: cpu (or auto)")
 	ids := fs.String("ids", "", "comma-separated token `IDS`, e.g. 1,2,3")
 	out := fs.String("out", "", "output `FILE`.npy: float32 [n, vocab], row i = the output at position i, not shifted")
@@ -33,8 +32,6 @@ func runLogits(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	switch {
 	case fs.NArg() > 0:
 		return usageErr("unexpected argument %q", fs.Arg(0))
-	case *model == "":
-		return usageErr("--model DIR is required (there is no embedded model yet)")
 	case *ids == "":
 		return usageErr("--ids is required")
 	case *out == "":
@@ -47,7 +44,7 @@ func runLogits(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageErr("--ids: %v", err)
 	}
 
-	m, err := runtime.Load(*model)
+	m, err := loadModel(*model)
 	if err != nil {
 		return err
 	}

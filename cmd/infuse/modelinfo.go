@@ -18,7 +18,7 @@ func init() {
 
 func runModelInfo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("model info", stderr)
-	model := fs.String("model", "", "model `DIR` (or give it as the argument)")
+	model := fs.String("model", "", "model `DIR` (or give it as the argument; default: the embedded model)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -34,7 +34,13 @@ func runModelInfo(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case fs.NArg() == 1:
 		dir = fs.Arg(0)
 	case dir == "":
-		return usageErr("a model DIR is required (there is no embedded model yet)")
+		m, err := loadModel("")
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		writeInfo(stdout, "embedded default", m.Info())
+		return nil
 	}
 	if strings.HasSuffix(strings.ToLower(dir), ".gguf") {
 		return fmt.Errorf("%s: GGUF files are not supported yet", dir)

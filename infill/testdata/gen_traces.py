@@ -17,7 +17,9 @@ Go code: Dream's _sample (dllm.md §2.1: t and s from linspace(1, eps,
 steps+1), k = int(|M|·(1 − s/t)), everything at the last step, confidence
 = probability of the argmax for maskgit_plus and Σ p·log p for entropy,
 top-k by confidence) and Fast-dLLM's threshold rule (§2.3: the most
-confident position always, plus every other whose probability is ≥ τ).
+confident position always, plus every other whose probability is ≥ τ; with
+several holes, the most confident position of each hole, so that every
+forward pass advances every hole).
 Two conventions of infuse are part of the algorithm being checked and so
 are reproduced: a step whose k is 0 runs no forward pass (it would commit
 nothing), and after each step every mask that follows a committed EOS in
@@ -87,8 +89,17 @@ def denoise(case, canvas, spans, alg, steps=0, tau=0.9, eps=1e-3):
             scored.append((conf, p, tok))
         scored.sort(key=lambda c: (-c[0], c[1]))
         if alg == "threshold":
-            k = 1 + sum(1 for c in scored[1:] if c[0] >= tau)
-        for conf, p, tok in scored[:k]:
+            # Every position at or above tau, and the most confident position
+            # of each hole even below it (one pass advances every hole).
+            chosen, served = [], set()
+            for conf, p, tok in scored:
+                hole = next(i for i, (a, b) in enumerate(spans) if a <= p < b)
+                if conf >= tau or hole not in served:
+                    served.add(hole)
+                    chosen.append((conf, p, tok))
+        else:
+            chosen = scored[:k]
+        for conf, p, tok in chosen:
             x[p] = tok
             trace.append({"step": step, "pos": p, "tok": tok})
         for a, b in spans:
@@ -130,6 +141,7 @@ def main():
             ("threshold", "threshold", 0, 0.9, one, one_spans),
             ("threshold-0.024", "threshold", 0, 0.024, one, one_spans),
             ("threshold-two-holes", "threshold", 0, 0.024, two, two_spans),
+            ("threshold-0.9-two-holes", "threshold", 0, 0.9, two, two_spans),
             ("entropy-two-holes", "entropy", 0, 0, two, two_spans),
         ]:
             trace, final = denoise(case, x, spans, alg, steps, tau)
