@@ -24,6 +24,7 @@ type special struct {
 	choosable int   // only ids below this may be committed (the tokenizer's size)
 	shift     bool  // row i predicts position i+1 (Dream family)
 	mask      int32 // the mask id
+	expand    int32 // DreamOn's <|expand|>: becomes two masks (-1: none)
 	stops     []int32
 	newlines  []bool // newlines[id]: the token's text contains '\n'
 }
@@ -34,19 +35,19 @@ func (s *special) isStop(id int32) bool { return slices.Contains(s.stops, id) }
 type span struct {
 	start, end int
 	singleLine bool // stop at the first newline
+	max        int  // DreamOn: the longest the span may grow to
 	// heal is text taken back from the end of the text before the span
 	// (its last token): the span's first token must start with it. A cursor
 	// inside a word or after a space splits what the model saw as one token
 	// in training ("self.it|ems" would be "it" + "ems", never "items").
-	heal string
+	heal    string
+	allowed []bool // allowed[id]: the token may be the span's first (nil: any)
 }
 
 // canvas is the model input being denoised.
 type canvas struct {
 	tokens []int32
 	spans  []span
-	// first maps the first position of a healed span to its allowed tokens.
-	first map[int][]bool
 }
 
 // commit is one position filled at one step; a trace is the list of them.
@@ -71,8 +72,6 @@ type denoiser struct {
 	blockKey, blockStep, blockMasks int    // LLaDA: the current blocks and their progress
 	served                          []bool // threshold: the holes that commit this step
 
-	first map[int][]bool // the canvas's constrained first positions (healed spans)
-
 	trace func(commit)                      // optional: every commit, in order
 	cost  func(window, n, rows int) float64 // optional: FLOPs of a forward pass
 }
@@ -80,10 +79,18 @@ type denoiser struct {
 func newDenoiser(net network, sp *special, opts Options) *denoiser {
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x696e66757365))
 	alg := opts.Sampler
-	if alg == "threshold" || alg == "llada" || alg == "origin" {
+	switch alg {
+	case "threshold", "llada", "origin":
 		alg = "maskgit_plus" // confidence is the probability of the chosen token
+	case "dreamon":
+		alg = "entropy"
 	}
 	banned := []int{int(sp.mask)}
+	if sp.expand >= 0 && opts.Sampler != "dreamon" {
+		// Only DreamOn grows spans; a fixed-length sampler must never
+		// commit the expand token (DreamOn's own batch_generate bans it).
+		banned = append(banned, int(sp.expand))
+	}
 	return &denoiser{
 		net: net, sp: sp, opts: opts, rng: rng,
 		sc: scorer{alg: alg, temperature: opts.Temperature, topP: opts.TopP, topK: opts.TopK,
@@ -93,7 +100,6 @@ func newDenoiser(net network, sp *special, opts Options) *denoiser {
 
 // run denoises every span of c until no mask is left, filling fig.
 func (d *denoiser) run(ctx context.Context, c *canvas, fig *Figures) error {
-	d.first = c.first
 	d.served = make([]bool, len(c.spans))
 	steps := d.opts.Steps
 	if steps <= 0 {
@@ -116,7 +122,9 @@ func (d *denoiser) run(ctx context.Context, c *canvas, fig *Figures) error {
 		}
 		start := time.Now()
 		lo, hi := 0, len(c.tokens)
-		if d.opts.Exact || fig.NFE == 0 || sinceFull >= d.opts.RefreshEvery {
+		// DreamOn moves the suffix as spans grow and shrink, which
+		// invalidates its cached keys: it runs full passes.
+		if d.opts.Exact || d.opts.Sampler == "dreamon" || fig.NFE == 0 || sinceFull >= d.opts.RefreshEvery {
 			sinceFull = 0
 		} else {
 			sinceFull++
@@ -131,7 +139,7 @@ func (d *denoiser) run(ctx context.Context, c *canvas, fig *Figures) error {
 		if d.opts.Sampler == "origin" {
 			scored = cands[:k]
 		}
-		if err := d.score(scored); err != nil {
+		if err := d.score(c, scored); err != nil {
 			return err
 		}
 		fig.NFE++
@@ -145,7 +153,11 @@ func (d *denoiser) run(ctx context.Context, c *canvas, fig *Figures) error {
 				d.trace(commit{Step: step, Pos: cd.pos, Tok: cd.tok})
 			}
 		}
-		d.absorb(c)
+		if d.opts.Sampler == "dreamon" {
+			d.resize(c)
+		} else {
+			d.absorb(c)
+		}
 		if fig.NFE == 1 {
 			fig.FirstPass += time.Since(start)
 		} else {
@@ -211,7 +223,7 @@ func (d *denoiser) window(c *canvas) (int, int) {
 }
 
 // score fills tok and conf of every candidate from the last forward pass.
-func (d *denoiser) score(cands []candidate) error {
+func (d *denoiser) score(c *canvas, cands []candidate) error {
 	d.rows = d.rows[:0]
 	for _, cd := range cands {
 		r := cd.pos
@@ -230,7 +242,11 @@ func (d *denoiser) score(cands []candidate) error {
 	}
 	for i, cd := range cands {
 		row := out[i*d.sp.vocab : (i+1)*d.sp.vocab]
-		if allowed := d.first[cd.pos]; allowed != nil {
+		if d.opts.Sampler == "dreamon" && d.sp.expand >= 0 && !d.canGrow(c, cd.span) {
+			row[d.sp.expand] = float32(math.Inf(-1))
+		}
+		if sp := c.spans[cd.span]; cd.pos == sp.start && sp.allowed != nil {
+			allowed := sp.allowed
 			for id := range row {
 				if id >= len(allowed) || !allowed[id] {
 					row[id] = float32(math.Inf(-1))
@@ -247,7 +263,7 @@ func (d *denoiser) score(cands []candidate) error {
 // For origin it also moves the positions it reveals to the front.
 func (d *denoiser) quota(c *canvas, step, steps int, cands []candidate) int {
 	switch d.opts.Sampler {
-	case "threshold":
+	case "threshold", "dreamon":
 		return -1
 	case "llada":
 		return min(len(cands), d.lladaQuota(c, steps, len(cands)))
@@ -291,14 +307,18 @@ func (d *denoiser) choose(k int, cands []candidate) int {
 	switch d.opts.Sampler {
 	case "origin":
 		return k
-	case "threshold":
+	case "threshold", "dreamon":
 		// Fast-dLLM: every position above τ, and each hole's most confident
 		// position even below it, so that one pass advances every hole.
 		slices.SortFunc(cands, byConf)
 		clear(d.served)
 		n := 0
+		tau := d.opts.Threshold
+		if d.opts.Sampler == "dreamon" {
+			tau = math.Inf(1) // DreamOn commits one token per step (per hole)
+		}
 		for i, cd := range cands {
-			if cd.conf >= d.opts.Threshold || !d.served[cd.span] {
+			if cd.conf >= tau || !d.served[cd.span] {
 				d.served[cd.span] = true
 				cands[i], cands[n] = cands[n], cands[i]
 				n++
@@ -386,4 +406,47 @@ func (d *denoiser) cut(c *canvas, s span) int {
 		}
 	}
 	return s.end
+}
+
+// canGrow says whether hole i may still expand: DreamOn bans the expand
+// token once a span has reached its longest length.
+func (d *denoiser) canGrow(c *canvas, i int) bool {
+	s := c.spans[i]
+	return s.end-s.start < s.max
+}
+
+// resize applies DreamOn's length edits to every span after a step: an
+// expand token becomes two masks (the span grows by one), and a stop token
+// ends the span there (it and everything after it are deleted, so the
+// suffix moves up). Positions after an edit shift, and so do later spans.
+func (d *denoiser) resize(c *canvas) {
+	for i := range c.spans {
+		s := &c.spans[i]
+		for p := s.start; p < s.end; p++ {
+			t := c.tokens[p]
+			switch {
+			case t == d.sp.expand && d.sp.expand >= 0:
+				c.tokens = slices.Insert(c.tokens, p+1, d.sp.mask)
+				c.tokens[p] = d.sp.mask
+				d.shift(c, i, 1)
+			case d.sp.isStop(t):
+				cut := s.end - p
+				c.tokens = slices.Delete(c.tokens, p, s.end)
+				d.shift(c, i, -cut)
+			case s.singleLine && int(t) < len(d.sp.newlines) && d.sp.newlines[t] && p+1 < s.end:
+				cut := s.end - p - 1
+				c.tokens = slices.Delete(c.tokens, p+1, s.end)
+				d.shift(c, i, -cut)
+			}
+		}
+	}
+}
+
+// shift moves the end of span i and every later span by delta positions.
+func (d *denoiser) shift(c *canvas, i, delta int) {
+	c.spans[i].end += delta
+	for j := i + 1; j < len(c.spans); j++ {
+		c.spans[j].start += delta
+		c.spans[j].end += delta
+	}
 }

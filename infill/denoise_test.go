@@ -3,6 +3,7 @@ package infill
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -47,7 +48,7 @@ func (f *fakeNet) Logits(rows []int, out []float32) error {
 func fakeSpecial(shift bool) *special {
 	nl := make([]bool, fVocab)
 	nl[fNewline] = true
-	return &special{vocab: fVocab, choosable: fVocab, shift: shift, mask: fMask, stops: []int32{fEOS}, newlines: nl}
+	return &special{vocab: fVocab, choosable: fVocab, shift: shift, mask: fMask, expand: -1, stops: []int32{fEOS}, newlines: nl}
 }
 
 // fakeCanvas is BOS(0) 1 2 [MASK×n] 3 4 EOS.
@@ -281,7 +282,7 @@ func TestHealedSpanStartsWithAllowedToken(t *testing.T) {
 	c := fakeCanvas(4, false)
 	allowed := make([]bool, fVocab)
 	allowed[7], allowed[8] = true, true
-	c.first = map[int][]bool{3: allowed}
+	c.spans[0].allowed = allowed
 	// The model is surest of 5 at the first position, which is not allowed.
 	f := newFake(c, []int32{5, 6, 7, 8}, func(int) float32 { return 9 })
 	runFake(t, Options{}, c, f)
@@ -290,5 +291,92 @@ func TestHealedSpanStartsWithAllowedToken(t *testing.T) {
 	}
 	if got := spanTokens(c); !equalIDs(got[1:], []int32{6, 7, 8}) {
 		t.Errorf("unconstrained positions %v, want 6 7 8", got[1:])
+	}
+}
+
+const fExpand = 13
+
+// growNet predicts <|expand|> at the first mask until the canvas has grown
+// by two, then 5 everywhere, or, with eos set, EOS at the first mask.
+type growNet struct {
+	tokens []int32
+	start  int // canvas length at the start
+	eos    bool
+}
+
+func (g *growNet) Forward(ctx context.Context, tokens []int32, lo, hi int) error {
+	g.tokens = tokens
+	return nil
+}
+
+func (g *growNet) Logits(rows []int, out []float32) error {
+	first := slices.Index(g.tokens, fMask)
+	for i, r := range rows {
+		row := out[i*fVocab : (i+1)*fVocab]
+		clear(row)
+		q := r + 1 // shifted
+		switch {
+		case q == first && g.eos:
+			row[fEOS] = 9
+		case q == first && len(g.tokens) < g.start+2:
+			row[fExpand] = 9
+		case q == first:
+			row[5] = 9
+		default:
+			row[5] = 1
+		}
+	}
+	return nil
+}
+
+func runDreamOn(t *testing.T, c *canvas, net *growNet) Figures {
+	t.Helper()
+	sp := fakeSpecial(true)
+	sp.expand = fExpand
+	opts, err := Options{Sampler: "dreamon"}.withDefaults(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fig Figures
+	if err := newDenoiser(net, sp, opts).run(context.Background(), c, &fig); err != nil {
+		t.Fatal(err)
+	}
+	return fig
+}
+
+func TestDreamOnExpandGrowsTheSpan(t *testing.T) {
+	c := fakeCanvas(2, false)
+	c.spans[0].max = 6
+	n := len(c.tokens)
+	runDreamOn(t, c, &growNet{start: n})
+	if got := spanTokens(c); !equalIDs(got, []int32{5, 5, 5, 5}) {
+		t.Errorf("span %v, want four 5s (two masks, expanded twice)", got)
+	}
+	if want := []int32{3, 4, fEOS}; !equalIDs(c.tokens[c.spans[0].end:], want) {
+		t.Errorf("after the span %v, want the suffix %v moved along", c.tokens[c.spans[0].end:], want)
+	}
+}
+
+func TestDreamOnExpandStopsAtTheLongestLength(t *testing.T) {
+	c := fakeCanvas(2, false)
+	c.spans[0].max = 3                                    // room for one expansion only
+	runDreamOn(t, c, &growNet{start: len(c.tokens) + 100}) // always wants to expand
+	if got := spanTokens(c); len(got) != 3 || slices.Contains(got, fExpand) || slices.Contains(got, fMask) {
+		t.Errorf("span %v, want 3 tokens, no expand left", got)
+	}
+}
+
+func TestDreamOnEOSDeletesTheRest(t *testing.T) {
+	c := fakeCanvas(4, false)
+	c.spans[0].max = 4
+	fig := runDreamOn(t, c, &growNet{start: len(c.tokens), eos: true})
+	if s := c.spans[0]; s.end != s.start {
+		t.Errorf("span %v left, want it deleted by the EOS at its start", spanTokens(c))
+	}
+	if want := []int32{0, 1, 2, 3, 4, fEOS}; !equalIDs(c.tokens, want) {
+		t.Errorf("canvas %v, want %v", c.tokens, want)
+	}
+	if fig.NFE != 1 {
+		t.Errorf("NFE=%d, want 1", fig.NFE)
 	}
 }

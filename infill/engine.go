@@ -42,6 +42,10 @@ func NewEngine(m *runtime.Model, tok *tokenizer.Tokenizer, opts Options) (*Engin
 		choosable: min(tok.VocabSize(), cfg.Vocab),
 		shift:     cfg.ShiftLogits,
 		mask:      cfg.Mask,
+		expand:    cfg.Expand,
+	}
+	if opts.Sampler == "dreamon" && cfg.Expand < 0 {
+		return nil, errors.New("the dreamon sampler needs a checkpoint with an <|expand|> token (DreamOn)")
 	}
 	for _, id := range []int32{cfg.EOS, cfg.Pad} {
 		if id >= 0 && !sp.isStop(id) {
@@ -189,14 +193,15 @@ func (e *Engine) canvas(parts []string, lens []int, single []bool) (*canvas, err
 		}
 		c.tokens = append(c.tokens, p...)
 		if i < last {
-			s := span{start: len(c.tokens), end: len(c.tokens) + lens[i], singleLine: single[i], heal: heal}
-			if heal != "" {
-				if c.first == nil {
-					c.first = map[int][]bool{}
-				}
-				c.first[s.start] = e.startingWith(heal)
+			n := lens[i]
+			if e.opts.Sampler == "dreamon" {
+				n = min(n, e.opts.DreamOnStart) // it grows up to lens[i]
 			}
-			for range lens[i] {
+			s := span{start: len(c.tokens), end: len(c.tokens) + n, max: lens[i], singleLine: single[i], heal: heal}
+			if heal != "" {
+				s.allowed = e.startingWith(heal)
+			}
+			for range n {
 				c.tokens = append(c.tokens, e.sp.mask)
 			}
 			c.spans = append(c.spans, s)

@@ -7,15 +7,18 @@ type Options struct {
 	// Sampler chooses what to commit at each step: "threshold" (Fast-dLLM:
 	// the best position plus every position whose confidence is ≥ Threshold;
 	// the default), the Dream algorithms "entropy", "maskgit_plus",
-	// "topk_margin" and "origin", or "llada" (low-confidence remasking).
+	// "topk_margin" and "origin", "llada" (low-confidence remasking), or
+	// "dreamon" (DreamOn's variable-length infilling, for checkpoints with
+	// an <|expand|> token: spans start short and grow or end early).
 	Sampler   string
 	Threshold float64 // τ of the threshold sampler (default 0.9)
 	// Steps is the number of denoising steps of the Dream and LLaDA
 	// schedules per request (default: one token per step).
-	Steps       int
-	Eps         float64 // final time of Dream's schedule (default 1e-3)
-	AlgTemp     float64 // Dream: >0 samples positions from softmax(conf/AlgTemp)
-	BlockLength int     // commit each span block by block, left to right (0: whole span)
+	Steps        int
+	Eps          float64 // final time of Dream's schedule (default 1e-3)
+	AlgTemp      float64 // Dream: >0 samples positions from softmax(conf/AlgTemp)
+	BlockLength  int     // commit each span block by block, left to right (0: whole span)
+	DreamOnStart int     // dreamon: masks a span starts with (default 4); it grows to the mode's length
 
 	Temperature float64 // 0 is greedy and deterministic
 	TopP        float64 // nucleus filter (0 or 1: off)
@@ -35,6 +38,7 @@ type Options struct {
 
 var samplers = map[string]bool{
 	"threshold": true, "entropy": true, "maskgit_plus": true, "topk_margin": true, "origin": true, "llada": true,
+	"dreamon": true,
 }
 
 func (o Options) withDefaults(maxPositions int) (Options, error) {
@@ -42,13 +46,16 @@ func (o Options) withDefaults(maxPositions int) (Options, error) {
 		o.Sampler = "threshold"
 	}
 	if !samplers[o.Sampler] {
-		return o, fmt.Errorf("unknown sampler %q (threshold, entropy, maskgit_plus, topk_margin, origin, llada)", o.Sampler)
+		return o, fmt.Errorf("unknown sampler %q (threshold, entropy, maskgit_plus, topk_margin, origin, llada, dreamon)", o.Sampler)
 	}
 	if o.Threshold == 0 {
 		o.Threshold = 0.9
 	}
 	if o.Eps == 0 {
 		o.Eps = 1e-3
+	}
+	if o.DreamOnStart == 0 {
+		o.DreamOnStart = 4
 	}
 	if o.RefreshEvery == 0 {
 		o.RefreshEvery = 4

@@ -46,7 +46,7 @@ func TestTracesMatchReference(t *testing.T) {
 				}
 				models[gc.Checkpoint] = m
 			}
-			sp := &special{vocab: m.Config.Vocab, choosable: golden.Vocab, shift: m.Config.ShiftLogits,
+			sp := &special{vocab: m.Config.Vocab, choosable: golden.Vocab, shift: m.Config.ShiftLogits, expand: -1,
 				mask: golden.Mask, stops: []int32{golden.EOS}}
 			opts, err := Options{Sampler: gc.Sampler, Steps: gc.Steps, Threshold: gc.Threshold, Exact: true}.withDefaults(0)
 			if err != nil {
