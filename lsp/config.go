@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/infuse-lsp/infuse/infill"
+	"github.com/infuse-lsp/infuse/infill/remote"
 )
 
 // Config is what a session can be told to do. The server starts from the
@@ -39,7 +40,29 @@ type Config struct {
 	// HoleMarkers are the strings that "Fill holes" replaces. The Python
 	// form, a line holding only "...", is always recognised in Python.
 	HoleMarkers []string
+
+	// Engine says what completes: the in-process model, or a serving
+	// engine over HTTP.
+	Engine Engine
 }
+
+// Engine names the completer: Kind "" or "local" is the in-process model
+// (Model and Device above); "openai", "ollama" or "llamacpp" is a server of
+// that API at URL. The API key is never part of the configuration: KeyEnv
+// names the environment variable that holds it, or KeyFile a file only its
+// owner can read.
+type Engine struct {
+	Kind        string
+	URL         string
+	Model       string // the name the server knows its model by
+	KeyEnv      string
+	KeyFile     string
+	Concurrency int           // requests in flight at once; 0: the client's default
+	Timeout     time.Duration // one remote request, retries included; 0: the client's default
+}
+
+// Remote reports whether e names a server rather than the in-process model.
+func (e Engine) Remote() bool { return e.Kind != "" && e.Kind != "local" }
 
 // DefaultConfig is the configuration a session starts from.
 func DefaultConfig() Config {
@@ -77,6 +100,18 @@ type settings struct {
 	PrefixChars *int            `json:"prefixChars"`
 	SuffixChars *int            `json:"suffixChars"`
 	HoleMarkers []string        `json:"holeMarkers"`
+	Engine      *engineSettings `json:"engine"`
+}
+
+// engineSettings is the JSON shape of the "engine" object.
+type engineSettings struct {
+	Kind        *string `json:"kind"`
+	URL         *string `json:"url"`
+	Model       *string `json:"model"`
+	KeyEnv      *string `json:"keyEnv"`
+	KeyFile     *string `json:"keyFile"`
+	Concurrency *int    `json:"concurrency"`
+	TimeoutMs   *int    `json:"timeoutMs"`
 }
 
 // parseSettings overlays the client's settings (raw JSON; either the
@@ -157,6 +192,12 @@ func parseSettings(base Config, raw []byte) (Config, error) {
 		markers := slices.DeleteFunc(slices.Clone(s.HoleMarkers), func(m string) bool { return strings.TrimSpace(m) == "" })
 		c.HoleMarkers = markers
 	}
+	if s.Engine != nil {
+		var err error
+		if c.Engine, err = overlayEngine(c.Engine, s.Engine); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(s.Enable) > 0 && string(s.Enable) != "null" {
 		var all bool
 		var per map[string]bool
@@ -173,4 +214,50 @@ func parseSettings(base Config, raw []byte) (Config, error) {
 		return c, fmt.Errorf("infuse settings: %w", err)
 	}
 	return c, nil
+}
+
+// overlayEngine applies the "engine" object to e. A bad value leaves e as it
+// was: half of an engine change (a new kind with the old URL) would send the
+// code somewhere the user did not name.
+func overlayEngine(e Engine, s *engineSettings) (Engine, error) {
+	next := e
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = strings.TrimSpace(*v)
+		}
+	}
+	set(&next.Kind, s.Kind)
+	set(&next.URL, s.URL)
+	set(&next.Model, s.Model)
+	set(&next.KeyEnv, s.KeyEnv)
+	set(&next.KeyFile, s.KeyFile)
+	var errs []error
+	if next.Remote() {
+		if _, ok := remote.ParseAPI(next.Kind); !ok {
+			errs = append(errs, fmt.Errorf("engine.kind %q: want local, openai, ollama or llamacpp", next.Kind))
+		} else if next.URL == "" {
+			errs = append(errs, fmt.Errorf("engine.kind %q needs engine.url", next.Kind))
+		}
+	}
+	if next.KeyEnv != "" && next.KeyFile != "" {
+		errs = append(errs, errors.New("engine: give keyEnv or keyFile, not both"))
+	}
+	if s.Concurrency != nil {
+		if *s.Concurrency < 0 {
+			errs = append(errs, fmt.Errorf("engine.concurrency %d: must not be negative", *s.Concurrency))
+		} else {
+			next.Concurrency = *s.Concurrency
+		}
+	}
+	if s.TimeoutMs != nil {
+		if *s.TimeoutMs < 0 {
+			errs = append(errs, fmt.Errorf("engine.timeoutMs %d: must not be negative", *s.TimeoutMs))
+		} else {
+			next.Timeout = time.Duration(*s.TimeoutMs) * time.Millisecond
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return e, err
+	}
+	return next, nil
 }

@@ -81,7 +81,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	eng, err := loadEngine(ctx, *eo)
+	eng, err := loadCompleter(ctx, *eo)
 	if err != nil {
 		return err
 	}
@@ -130,13 +130,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	slices.Sort(lat)
 	n := float64(len(lat))
 	rep := benchReport{
-		Model: eo.Model, Sampler: eng.Options().Sampler, Mode: m.String(), Exact: eng.Options().Exact,
+		Model: eo.Model, Mode: m.String(),
 		Completions: len(lat), P50Millis: percentile(lat, 0.5), P90Millis: percentile(lat, 0.9),
 		NFE: float64(nfe) / n, TokensPerForward: float64(toks) / float64(max(nfe, 1)),
 		ForwardGFLOPS:   flops / fwd.Seconds() / 1e9,
 		FirstPassMillis: float64(first.Microseconds()) / 1000 / n,
 		StepMillis:      float64(steps.Microseconds()) / 1000 / float64(max(nfe-len(lat), 1)),
 	}
+	rep.Sampler, rep.Exact = engineLabel(eng)
 	for _, l := range lat {
 		rep.MeanMillis += l / n
 	}

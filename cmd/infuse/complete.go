@@ -45,7 +45,7 @@ func runComplete(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return fmt.Errorf("%s: %w", fs.Arg(0), err)
 	}
-	eng, err := loadEngine(ctx, *eo)
+	eng, err := loadCompleter(ctx, *eo)
 	if err != nil {
 		return err
 	}

@@ -5,19 +5,35 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
+	"time"
 
 	"github.com/infuse-lsp/infuse/infill"
+	"github.com/infuse-lsp/infuse/infill/remote"
 	"github.com/infuse-lsp/infuse/models"
 	"github.com/infuse-lsp/infuse/runtime"
 	"github.com/infuse-lsp/infuse/runtime/tokenizer"
 )
 
-// engineOptions say which model to load, where, and how to denoise with it.
+// engineOptions say which model to load, where, and how to denoise with it;
+// or, with Remote.Engine other than "local", which server to ask instead.
 type engineOptions struct {
 	Model  string // a Hugging Face directory; "" is the embedded default model
 	Device string // cpu, cuda or auto
 	Infill infill.Options
+	Remote remoteOptions
+}
+
+// remoteOptions name a serving engine and how to reach it.
+type remoteOptions struct {
+	Engine      string // local, openai, ollama or llamacpp
+	URL         string
+	Model       string
+	KeyEnv      string // the name of the environment variable holding the key
+	KeyFile     string // or a file only its owner can read
+	Concurrency int
+	Timeout     time.Duration
 }
 
 // addEngineFlags binds the flags every model-running command shares.
@@ -37,11 +53,68 @@ func addEngineFlags(fs *flag.FlagSet) *engineOptions {
 	fs.BoolVar(&o.Infill.Exact, "exact", false, "no context cache: a full forward pass at every step")
 	fs.IntVar(&o.Infill.RefreshEvery, "refresh", 0, "cached steps between full passes (default 4)")
 	fs.IntVar(&o.Infill.ContextTokens, "context", 0, "context budget in tokens (default: the model's trained length)")
+	r := &o.Remote
+	fs.StringVar(&r.Engine, "engine", "local", "`ENGINE`: local (the in-process model), or a server's API: openai, ollama, llamacpp")
+	fs.StringVar(&r.URL, "engine-url", "", "the server's base or endpoint `URL` (with --engine openai|ollama|llamacpp)")
+	fs.StringVar(&r.Model, "engine-model", "", "the `NAME` the server knows its model by (openai, ollama)")
+	fs.StringVar(&r.KeyEnv, "engine-key-env", "", "read the API key from the environment variable `NAME`")
+	fs.StringVar(&r.KeyFile, "engine-key-file", "", "read the API key from `FILE` (mode 0600)")
+	fs.IntVar(&r.Concurrency, "engine-concurrency", remote.DefaultConcurrency, "requests in flight to the server at once")
+	fs.DurationVar(&r.Timeout, "engine-timeout", remote.DefaultTimeout, "deadline for one remote completion, retries included")
 	return o
 }
 
-// loadEngine loads the model and its tokenizer and prepares an engine.
+// remoteAPI says which server API o names, or false for the local engine.
+func (o *remoteOptions) remoteAPI() (remote.API, bool, error) {
+	switch o.Engine {
+	case "", "local":
+		return "", false, nil
+	}
+	api, ok := remote.ParseAPI(o.Engine)
+	if !ok {
+		return "", false, usageErr("--engine %q: want local, openai, ollama or llamacpp", o.Engine)
+	}
+	return api, true, nil
+}
+
+// loadRemote prepares a client for the server o names. The key is read here,
+// from the environment or a private file; it is never a flag's value, so it
+// never shows in a process listing or a shell history.
+func loadRemote(api remote.API, o remoteOptions) (*remote.Client, error) {
+	if o.URL == "" {
+		return nil, usageErr("--engine %s needs --engine-url", api)
+	}
+	if o.KeyEnv != "" && o.KeyFile != "" {
+		return nil, usageErr("give --engine-key-env or --engine-key-file, not both")
+	}
+	if o.Concurrency < 1 || o.Timeout <= 0 {
+		return nil, usageErr("--engine-concurrency and --engine-timeout must be positive")
+	}
+	cfg := remote.Config{API: api, URL: o.URL, Model: o.Model, Concurrency: o.Concurrency, Timeout: o.Timeout, Logger: slog.Default()}
+	var err error
+	switch {
+	case o.KeyEnv != "":
+		cfg.Key, err = remote.KeyFromEnv(o.KeyEnv)
+		cfg.KeySource = "$" + o.KeyEnv
+	case o.KeyFile != "":
+		cfg.Key, err = remote.KeyFromFile(o.KeyFile)
+		cfg.KeySource = o.KeyFile
+	}
+	if err != nil {
+		return nil, err
+	}
+	return remote.New(cfg)
+}
+
+// loadEngine loads the model and its tokenizer and prepares an engine. It is
+// for commands that need the in-process engine itself (several holes at once,
+// its options); the others use loadCompleter.
 func loadEngine(ctx context.Context, o engineOptions) (*infill.Engine, error) {
+	if _, isRemote, err := o.Remote.remoteAPI(); err != nil {
+		return nil, err
+	} else if isRemote {
+		return nil, usageErr("--engine %s: this command needs the in-process engine (--engine local)", o.Remote.Engine)
+	}
 	switch o.Device {
 	case "", "auto", "cpu":
 	case "cuda":
@@ -65,9 +138,30 @@ func loadEngine(ctx context.Context, o engineOptions) (*infill.Engine, error) {
 	return infill.NewEngine(m, tok, o.Infill)
 }
 
-// loadCompleter is how the language server gets its engine.
+// loadCompleter is how the language server and the completing commands get
+// their engine: the in-process model, or a client of the server --engine
+// names.
 func loadCompleter(ctx context.Context, o engineOptions) (infill.Completer, error) {
+	api, isRemote, err := o.Remote.remoteAPI()
+	if err != nil {
+		return nil, err
+	}
+	if isRemote {
+		return loadRemote(api, o.Remote)
+	}
 	return loadEngine(ctx, o)
+}
+
+// engineLabel names what a completer decodes with, for reports: the
+// in-process engine's sampler, or the remote API.
+func engineLabel(c infill.Completer) (sampler string, exact bool) {
+	switch c := c.(type) {
+	case *infill.Engine:
+		return c.Options().Sampler, c.Options().Exact
+	case *remote.Client:
+		return c.String(), false
+	}
+	return "", false
 }
 
 // loadModel loads a model directory, or the embedded default model for "".

@@ -57,7 +57,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	eng, err := loadEngine(ctx, *eo)
+	eng, err := loadCompleter(ctx, *eo)
 	if err != nil {
 		return err
 	}
