@@ -31,6 +31,10 @@ type Loader func(ctx context.Context, model, device string) (infill.Completer, e
 type Options struct {
 	// Load obtains the completer. Required.
 	Load Loader
+	// LoadEngine obtains the completer for a serving engine, when
+	// Config.Engine names one. Nil: such a configuration fails to load,
+	// with a message.
+	LoadEngine func(ctx context.Context, e Engine) (infill.Completer, error)
 	// Config is the configuration before the client's settings apply:
 	// DefaultConfig() with whatever the command line changed.
 	Config Config

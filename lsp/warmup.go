@@ -25,6 +25,7 @@ type engine struct {
 // A load is one call of the Loader.
 type load struct {
 	model, device string
+	engine        Engine
 	seq           int
 	cancel        context.CancelFunc
 
@@ -68,12 +69,12 @@ func (e *engine) get(ctx context.Context) (infill.Completer, error) {
 func (s *Server) startLoad(cfg Config) {
 	s.engine.mu.Lock()
 	old := s.engine.cur
-	if old != nil && old.model == cfg.Model && old.device == cfg.Device {
+	if old != nil && old.model == cfg.Model && old.device == cfg.Device && old.engine == cfg.Engine {
 		s.engine.mu.Unlock()
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	l := &load{model: cfg.Model, device: cfg.Device, cancel: cancel, done: make(chan struct{})}
+	l := &load{model: cfg.Model, device: cfg.Device, engine: cfg.Engine, cancel: cancel, done: make(chan struct{})}
 	if old != nil {
 		l.seq = old.seq + 1
 		old.cancel()
@@ -84,7 +85,16 @@ func (s *Server) startLoad(cfg Config) {
 	s.goBackground("load model", func() {
 		defer cancel()
 		start := time.Now()
-		c, err := s.opts.Load(ctx, l.model, l.device)
+		var c infill.Completer
+		var err error
+		switch {
+		case !l.engine.Remote():
+			c, err = s.opts.Load(ctx, l.model, l.device)
+		case s.opts.LoadEngine == nil:
+			err = fmt.Errorf("engine %q: this server runs only the in-process model", l.engine.Kind)
+		default:
+			c, err = s.opts.LoadEngine(ctx, l.engine)
+		}
 		if err == nil && c == nil {
 			err = errors.New("the loader returned no completer")
 		}

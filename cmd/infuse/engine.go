@@ -7,10 +7,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/infuse-lsp/infuse/infill"
 	"github.com/infuse-lsp/infuse/infill/remote"
+	"github.com/infuse-lsp/infuse/lsp"
 	"github.com/infuse-lsp/infuse/models"
 	"github.com/infuse-lsp/infuse/runtime"
 	"github.com/infuse-lsp/infuse/runtime/tokenizer"
@@ -174,4 +176,37 @@ func loadModel(dir string) (*runtime.Model, error) {
 		return m, nil
 	}
 	return runtime.Load(dir)
+}
+
+// shareRemote returns the language server's loader for remote engines: one
+// client, hence one connection pool and one concurrency limit, per engine
+// configuration for the whole process.
+func shareRemote() func(context.Context, lsp.Engine) (infill.Completer, error) {
+	var mu sync.Mutex
+	clients := make(map[lsp.Engine]*remote.Client)
+	return func(ctx context.Context, e lsp.Engine) (infill.Completer, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if c, ok := clients[e]; ok {
+			return c, nil
+		}
+		o := remoteOptions{Engine: e.Kind, URL: e.URL, Model: e.Model, KeyEnv: e.KeyEnv, KeyFile: e.KeyFile,
+			Concurrency: e.Concurrency, Timeout: e.Timeout}
+		if o.Concurrency == 0 {
+			o.Concurrency = remote.DefaultConcurrency
+		}
+		if o.Timeout == 0 {
+			o.Timeout = remote.DefaultTimeout
+		}
+		api, ok := remote.ParseAPI(e.Kind)
+		if !ok {
+			return nil, fmt.Errorf("engine %q: want openai, ollama or llamacpp", e.Kind)
+		}
+		c, err := loadRemote(api, o)
+		if err != nil {
+			return nil, err
+		}
+		clients[e] = c
+		return c, nil
+	}
 }

@@ -29,6 +29,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	debounce := fs.Duration("debounce", def.Debounce, "wait this long after a keystroke before running the model")
 	timeout := fs.Duration("timeout", def.Timeout, "deadline for one completion")
 	verbose := fs.Bool("v", false, "log debug detail to stderr")
+	shared := fs.Bool("shared-engine", false, "complete through one warm 'infuse engine' shared by every window, starting it if none runs (falls back to this process)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -40,6 +41,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := def
 	cfg.Model, cfg.Device = eo.Model, eo.Device
+	r := eo.Remote
+	cfg.Engine = lsp.Engine{Kind: r.Engine, URL: r.URL, Model: r.Model, KeyEnv: r.KeyEnv, KeyFile: r.KeyFile,
+		Concurrency: r.Concurrency, Timeout: r.Timeout}
 	var ok bool
 	if cfg.Mode, ok = infill.ParseMode(*mode); !ok {
 		return usageErr("--mode %q: want auto, single-line or multi-line", *mode)
@@ -60,10 +64,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Load: lsp.ShareLoader(func(ctx context.Context, model, device string) (infill.Completer, error) {
 			o := *eo
 			o.Model, o.Device = model, device
+			o.Remote = remoteOptions{Engine: "local"} // a remote engine comes through LoadEngine
+			if *shared {
+				return sharedCompleter(ctx, o, logger)
+			}
 			return loadCompleter(ctx, o)
 		}),
-		Config: cfg,
-		Logger: logger,
+		LoadEngine: shareRemote(),
+		Config:     cfg,
+		Logger:     logger,
 	}
 
 	if *listen == "" {
