@@ -229,9 +229,17 @@ func overlayEngine(e Engine, s *engineSettings) (Engine, error) {
 	set(&next.Kind, s.Kind)
 	set(&next.URL, s.URL)
 	set(&next.Model, s.Model)
-	set(&next.KeyEnv, s.KeyEnv)
-	set(&next.KeyFile, s.KeyFile)
 	var errs []error
+	// Where the key comes from is the command line's to say, and the key
+	// goes only to the URL it was given with: settings can come from a
+	// workspace the user did not write, and must not be able to send a
+	// secret to a server of their choosing.
+	if s.KeyEnv != nil || s.KeyFile != nil {
+		errs = append(errs, errors.New("engine.keyEnv and engine.keyFile can only be given on the command line (infuse serve --engine-key-env or --engine-key-file)"))
+	}
+	if next.URL != e.URL {
+		next.KeyEnv, next.KeyFile = "", ""
+	}
 	if next.Remote() {
 		if _, ok := remote.ParseAPI(next.Kind); !ok {
 			errs = append(errs, fmt.Errorf("engine.kind %q: want local, openai, ollama or llamacpp", next.Kind))
