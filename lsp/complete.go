@@ -8,6 +8,7 @@ import (
 
 	"github.com/sourcegraph/conc/panics"
 	"go.lsp.dev/protocol"
+	"go.lsp.dev/uri"
 
 	"github.com/infuse-lsp/infuse/infill"
 )
@@ -18,6 +19,17 @@ type site struct {
 	doc    *Document
 	before string // all text before the hole
 	after  string // all text after it
+}
+
+// cursorSite opens the document a request names and splits its text at the
+// position, returning the site and the cursor's byte offset.
+func (s *Server) cursorSite(u uri.URI, pos protocol.Position) (site, int, error) {
+	doc, err := s.openDocument(u)
+	if err != nil {
+		return site{}, 0, err
+	}
+	cursor := doc.Mapper().PositionOffset(pos, s.encoding())
+	return site{doc: doc, before: doc.Text[:cursor], after: doc.Text[cursor:]}, cursor, nil
 }
 
 // A suggestion request's answer: the text to insert (empty for none) and

@@ -18,14 +18,12 @@ func (s *Server) completion(ctx context.Context, req *jsonrpc2.Request) (any, er
 	if err := decodeParams(protocol.MethodTextDocumentCompletion, req.Params(), &p); err != nil {
 		return nil, err
 	}
-	doc, err := s.openDocument(p.TextDocument.URI)
+	at, cursor, err := s.cursorSite(p.TextDocument.URI, p.Position)
 	if err != nil {
 		return nil, err
 	}
-	enc := s.encoding()
-	m := doc.Mapper()
-	cursor := m.PositionOffset(p.Position, enc)
-	a, err := s.suggest(ctx, site{doc: doc, before: doc.Text[:cursor], after: doc.Text[cursor:]}, true)
+	doc := at.doc
+	a, err := s.suggest(ctx, at, true)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +41,7 @@ func (s *Server) completion(ctx context.Context, req *jsonrpc2.Request) (any, er
 		SortText:         protocol.NewOptional("0"),
 		Preselect:        protocol.NewOptional(true),
 		InsertTextFormat: protocol.InsertTextFormatPlainText,
-		TextEdit:         &protocol.TextEdit{Range: m.OffsetsRange(start, cursor, enc), NewText: text},
+		TextEdit:         &protocol.TextEdit{Range: doc.Mapper().OffsetsRange(start, cursor, s.encoding()), NewText: text},
 	})
 	return list, nil
 }

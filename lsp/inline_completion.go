@@ -20,15 +20,13 @@ func (s *Server) inlineCompletion(ctx context.Context, req *jsonrpc2.Request) (a
 	if err := decodeParams(protocol.MethodTextDocumentInlineCompletion, req.Params(), &p); err != nil {
 		return nil, err
 	}
-	doc, err := s.openDocument(p.TextDocument.URI)
+	at, cursor, err := s.cursorSite(p.TextDocument.URI, p.Position)
 	if err != nil {
 		return nil, err
 	}
-	enc := s.encoding()
+	doc, enc := at.doc, s.encoding()
 	m := doc.Mapper()
-	cursor := m.PositionOffset(p.Position, enc)
 	start, end := cursor, cursor
-	at := site{doc: doc, before: doc.Text[:cursor], after: doc.Text[cursor:]}
 
 	// With an item selected in the completion popup, the suggestion must
 	// extend the item's text and replace the same range (the spec's rule for
