@@ -79,8 +79,14 @@ type TensorInfo struct {
 
 // Load loads the model in a Hugging Face directory: config.json, tokenizer
 // files for special tokens, and model.safetensors or the shards of
-// model.safetensors.index.json, which are memory-mapped.
+// model.safetensors.index.json, which are memory-mapped. A path to a .gguf
+// file is loaded with [LoadGGUF].
 func Load(dir string) (*Model, error) {
+	if IsGGUF(dir) {
+		if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+			return LoadGGUF(dir)
+		}
+	}
 	if err := isDir(dir); err != nil {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/infuse-lsp/infuse/runtime"
@@ -42,10 +41,11 @@ func runModelInfo(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		writeInfo(stdout, "embedded default", m.Info())
 		return nil
 	}
-	if strings.HasSuffix(strings.ToLower(dir), ".gguf") {
-		return fmt.Errorf("%s: GGUF files are not supported yet", dir)
+	inspect := runtime.Inspect
+	if runtime.IsGGUF(dir) {
+		inspect = runtime.InspectGGUF
 	}
-	info, err := runtime.Inspect(dir)
+	info, err := inspect(dir)
 	if err != nil {
 		return err
 	}
