@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestEvalResumes runs eval over a task file, cuts the output short in the
+// middle of a line as an interrupted run would, and runs it again: every
+// task ends up answered exactly once.
+func TestEvalResumes(t *testing.T) {
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "tasks.jsonl"), filepath.Join(dir, "out.jsonl")
+	var tasks bytes.Buffer
+	for i := range 5 {
+		line, _ := json.Marshal(evalTask{TaskID: fmt.Sprint("t", i), Prompt: fmt.Sprintf("x%d = ", i), Suffix: "\nprint(x)\n"})
+		tasks.Write(append(line, '\n'))
+	}
+	if err := os.WriteFile(in, tasks.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"eval", "--in", in, "--out", out, "--max-tokens", "4"}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	data, _ := os.ReadFile(out)
+	lines := strings.SplitAfter(string(data), "\n")
+	// Keep two whole lines and half of the third.
+	cut := lines[0] + lines[1] + lines[2][:len(lines[2])/2]
+	if err := os.WriteFile(out, []byte(cut), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stderr.Reset()
+	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("rerun exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "2 done, 3 to go") {
+		t.Errorf("rerun progress %q, want it to resume after 2 tasks", stderr.String())
+	}
+	data, _ = os.ReadFile(out)
+	seen := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var r evalResult
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("bad line %q: %v", l, err)
+		}
+		seen[r.TaskID]++
+	}
+	for i := range 5 {
+		if id := fmt.Sprint("t", i); seen[id] != 1 {
+			t.Errorf("task %s answered %d times", id, seen[id])
+		}
+	}
+}
+
+// TestFillThreeHolesInOneLoop fills three holes of one file together and
+// one by one: together takes fewer forward passes.
+func TestFillThreeHolesInOneLoop(t *testing.T) {
+	src := "def area(w, h):\n    return /*?*/\n\n\ndef greet(name):\n    print(\"hello\", /*?*/)\n\n\n" +
+		"def total(xs):\n    s = 0\n    for x in xs:\n        s += /*?*/\n    return s\n"
+	path := filepath.Join(t.TempDir(), "holes.py")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"fill", "--json", "--compare", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var rep fillReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Texts) != 3 || rep.Separate == nil || len(rep.Separate.Texts) != 3 {
+		t.Fatalf("report %+v, want three holes filled both ways", rep)
+	}
+	if rep.Figures.NFE >= rep.Separate.NFE {
+		t.Errorf("one loop took %d forward passes, three requests %d: want fewer", rep.Figures.NFE, rep.Separate.NFE)
+	}
+	t.Logf("one loop: %d passes; separately: %d; same text in %d of 3 holes", rep.Figures.NFE, rep.Separate.NFE, rep.Separate.Same)
+}
