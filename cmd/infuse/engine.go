@@ -44,7 +44,7 @@ func addEngineFlags(fs *flag.FlagSet) *engineOptions {
 	fs.StringVar(&o.Model, "model", "", "model directory (Hugging Face layout); default: the embedded model")
 	fs.StringVar(&o.Device, "device", "auto", "cpu, cuda or auto")
 	fs.StringVar(&o.Infill.Sampler, "sampler", "", "threshold (default), entropy, maskgit_plus, topk_margin, origin, llada")
-	fs.Float64Var(&o.Infill.Threshold, "threshold", 0, "threshold sampler's confidence τ (default 0.9)")
+	fs.Float64Var(&o.Infill.Threshold, "threshold", 0, "threshold sampler's confidence τ (default 0.5)")
 	fs.IntVar(&o.Infill.Steps, "steps", 0, "denoising steps for the Dream/LLaDA schedules (default: one token per step)")
 	fs.IntVar(&o.Infill.BlockLength, "block-length", 0, "decode each span in blocks of this many tokens")
 	fs.Float64Var(&o.Infill.Temperature, "temperature", 0, "sampling temperature; 0 is greedy")
