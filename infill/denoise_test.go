@@ -120,7 +120,7 @@ func TestThresholdCommitsAtLeastOne(t *testing.T) {
 	middle := []int32{5, 6, 7, 8, 9}
 	// p = e^s/(e^s+15) < 0.9 for s ≤ 4: no position clears τ.
 	f := newFake(c, middle, func(q int) float32 { return 1 + float32(q%3) })
-	fig, trace := runFake(t, Options{}, c, f)
+	fig, trace := runFake(t, Options{Threshold: 0.9}, c, f)
 	if fig.NFE != 5 || len(trace) != 5 {
 		t.Fatalf("NFE=%d commits=%d, want one commit per pass", fig.NFE, len(trace))
 	}
@@ -359,7 +359,7 @@ func TestDreamOnExpandGrowsTheSpan(t *testing.T) {
 
 func TestDreamOnExpandStopsAtTheLongestLength(t *testing.T) {
 	c := fakeCanvas(2, false)
-	c.spans[0].max = 3                                    // room for one expansion only
+	c.spans[0].max = 3                                     // room for one expansion only
 	runDreamOn(t, c, &growNet{start: len(c.tokens) + 100}) // always wants to expand
 	if got := spanTokens(c); len(got) != 3 || slices.Contains(got, fExpand) || slices.Contains(got, fMask) {
 		t.Errorf("span %v, want 3 tokens, no expand left", got)
