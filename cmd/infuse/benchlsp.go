@@ -36,7 +36,7 @@ func benchLSP(ctx context.Context, files fs.FS, root string, serveArgs []string,
 		return err
 	}
 	var rep lspBenchReport
-	var lat []time.Duration
+	var lat []float64 // milliseconds
 	var hits, cancelled float64
 	err = fs.WalkDir(files, root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || strings.HasSuffix(path, ".md") {
@@ -82,7 +82,9 @@ func benchLSP(ctx context.Context, files fs.FS, root string, serveArgs []string,
 		rep.Keystrokes += r.Keystrokes
 		rep.Requests += r.Requests
 		rep.Suggested += r.Suggested
-		lat = append(lat, r.Latencies...)
+		for _, d := range r.Latencies {
+			lat = append(lat, float64(d.Microseconds())/1000)
+		}
 		hits += r.CacheHitRate * float64(r.Requests)
 		cancelled += r.CancelledShare * float64(r.Requests)
 		fmt.Fprintf(stderr, "bench --lsp: %s: %d keystrokes, p50 %v\n", path, r.Keystrokes, r.P50.Round(time.Millisecond))
@@ -92,13 +94,7 @@ func benchLSP(ctx context.Context, files fs.FS, root string, serveArgs []string,
 		return err
 	}
 	slices.Sort(lat)
-	ms := func(q float64) float64 {
-		if len(lat) == 0 {
-			return 0
-		}
-		return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000
-	}
-	rep.P50Millis, rep.P99Millis = ms(0.5), ms(0.99)
+	rep.P50Millis, rep.P99Millis = percentile(lat, 0.5), percentile(lat, 0.99)
 	if rep.Requests > 0 {
 		rep.CacheHitRate, rep.CancelledShare = hits/float64(rep.Requests), cancelled/float64(rep.Requests)
 	}
