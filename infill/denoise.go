@@ -31,6 +31,9 @@ type special struct {
 
 func (s *special) isStop(id int32) bool { return slices.Contains(s.stops, id) }
 
+// isNewline says whether the token's text holds a line break.
+func (s *special) isNewline(id int32) bool { return int(id) < len(s.newlines) && s.newlines[id] }
+
 // span is one masked hole of a canvas, [start,end).
 type span struct {
 	start, end int
@@ -401,7 +404,7 @@ func (d *denoiser) cut(c *canvas, s span) int {
 		if t == d.sp.mask {
 			continue
 		}
-		if d.sp.isStop(t) || (s.singleLine && int(t) < len(d.sp.newlines) && d.sp.newlines[t]) {
+		if d.sp.isStop(t) || (s.singleLine && d.sp.isNewline(t)) {
 			return p
 		}
 	}
@@ -433,7 +436,7 @@ func (d *denoiser) resize(c *canvas) {
 				cut := s.end - p
 				c.tokens = slices.Delete(c.tokens, p, s.end)
 				d.shift(c, i, -cut)
-			case s.singleLine && int(t) < len(d.sp.newlines) && d.sp.newlines[t] && p+1 < s.end:
+			case s.singleLine && d.sp.isNewline(t) && p+1 < s.end:
 				cut := s.end - p - 1
 				c.tokens = slices.Delete(c.tokens, p+1, s.end)
 				d.shift(c, i, -cut)
