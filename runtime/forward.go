@@ -9,28 +9,16 @@ import (
 	"github.com/infuse-lsp/infuse/kernels/cpu"
 )
 
-// State holds every buffer one sequence needs, allocated once by
-// [Model.NewState]: activations for the rows being computed, and the K/V
-// cache of every position. Rows of the activation buffers are window rows:
-// row i is position lo+i of the last Forward. A State is not safe for
-// concurrent use; use one per sequence.
+// State holds what one sequence keeps between forward passes: the K/V cache
+// of every position, the RoPE table, and the rows of its last Forward that
+// Logits finishes. It also owns the buffers to run the sequence alone;
+// [Batch] runs several States' passes as one. Allocated once by
+// [Model.NewState]. A State is not safe for concurrent use; use one per
+// sequence.
 type State struct {
 	m   *Model
 	cap int
-
-	x   []float32 // [cap, Hidden] residual stream
-	xb  []float32 // [cap, Hidden] normed input of a sublayer
-	qkv []float32 // [cap, (Heads+2·KVHeads)·HeadDim] q|k|v of each row, q and k after RoPE
-	att []float32 // [cap, Heads·HeadDim] attention output
-	gu  []float32 // [cap, 2·Intermediate] gate|up of each row
-	act []float32 // [cap, Intermediate] silu(gate)·up
-
-	// The rows Logits finishes the last layer for, gathered: their
-	// residual stream and queries.
-	xg, qg []float32
-
-	// rows is the row-wise step being run across cores.
-	rows rowWork
+	w   work // buffers for passes of this sequence alone
 
 	// kv is the K/V cache of each layer, keys after RoPE.
 	kv []*cpu.KVCache
@@ -40,9 +28,59 @@ type State struct {
 	cos, sin []float32 // [cap, HeadDim/2] RoPE table for absolute positions
 
 	// The last completed Forward, for Logits: its window and sequence
-	// length.
+	// length. Its rows' residual stream and q|k|v are rows 0..hi-lo of w.x
+	// and w.qkv.
 	done                  bool
 	lastLo, lastHi, lastN int
+
+	// Single-element arguments of the shared code, kept here so that
+	// Forward and Logits allocate nothing.
+	pass  [1]Pass
+	items [1]LogitRows
+}
+
+// work is the activation buffers of the rows one pass computes, a row per
+// position of each sequence's window, sequences one after another; and the
+// segments saying which rows belong to which sequence.
+type work struct {
+	m    *Model
+	cap  int       // rows
+	x    []float32 // [cap, Hidden] residual stream
+	xb   []float32 // [cap, Hidden] normed input of a sublayer
+	qkv  []float32 // [cap, (Heads+2·KVHeads)·HeadDim] q|k|v of each row, q and k after RoPE
+	att  []float32 // [cap, Heads·HeadDim] attention output
+	gu   []float32 // [cap, 2·Intermediate] gate|up of each row
+	act  []float32 // [cap, Intermediate] silu(gate)·up
+	xg   []float32 // [cap, Hidden] the rows Logits finishes, gathered
+	qg   []float32 // [cap, Heads·HeadDim] and their queries
+	segs []segment
+	rows rowWork // the row-wise step being run across cores
+}
+
+// segment is one sequence's rows in a work: rows [row0,row0+rows) are
+// positions lo.. of s, attending over its first n positions.
+type segment struct {
+	s                 *State
+	row0, rows, lo, n int
+}
+
+func (m *Model) newWork(rows int) work {
+	c := &m.Config
+	rows = max(rows, 0)
+	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	w := work{
+		m:   m,
+		cap: rows,
+		x:   make([]float32, rows*c.Hidden),
+		xb:  make([]float32, rows*c.Hidden),
+		qkv: make([]float32, rows*(qd+2*kvd)),
+		att: make([]float32, rows*qd),
+		gu:  make([]float32, rows*2*c.Intermediate),
+		act: make([]float32, rows*c.Intermediate),
+		xg:  make([]float32, rows*c.Hidden),
+		qg:  make([]float32, rows*qd),
+	}
+	return w
 }
 
 // NewState allocates the buffers and K/V cache for sequences of up to
@@ -50,25 +88,17 @@ type State struct {
 func (m *Model) NewState(capacity int) *State {
 	c := &m.Config
 	capacity = max(capacity, 0)
-	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 	s := &State{
 		m:      m,
 		cap:    capacity,
-		x:      make([]float32, capacity*c.Hidden),
-		xb:     make([]float32, capacity*c.Hidden),
-		qkv:    make([]float32, capacity*(qd+2*kvd)),
-		att:    make([]float32, capacity*qd),
-		gu:     make([]float32, capacity*2*c.Intermediate),
-		act:    make([]float32, capacity*c.Intermediate),
-		xg:     make([]float32, capacity*c.Hidden),
-		qg:     make([]float32, capacity*qd),
+		w:      m.newWork(capacity),
 		kv:     make([]*cpu.KVCache, c.Layers),
 		cached: make([]bool, capacity),
 	}
 	for i := range s.kv {
 		s.kv[i] = cpu.NewKVCache(c.KVHeads, c.HeadDim, capacity)
 	}
-	s.rows.s = s
+	s.w.rows.w = &s.w
 	s.ropeTable()
 	return s
 }
@@ -124,66 +154,182 @@ func (s *State) Forward(ctx context.Context, tokens []int32, lo, hi int) error {
 	if err := s.check(tokens, lo, hi); err != nil {
 		return err
 	}
-	c := &s.m.Config
-	w := &s.m.Weights
-	n, m := len(tokens), hi-lo
-	h, qkvw := c.Hidden, (c.Heads+2*c.KVHeads)*c.HeadDim
-	s.done = false
-	for p := lo; p < hi; p++ {
-		s.cached[p] = false
-	}
+	s.pass[0] = Pass{State: s, Tokens: tokens, Lo: lo, Hi: hi}
+	err := s.w.forward(ctx, s.pass[:])
+	s.pass[0] = Pass{}
+	return err
+}
 
-	// x = embed_tokens(tokens)
-	for i, t := range tokens[lo:hi] {
-		copy(s.x[i*h:(i+1)*h], w.Embed[int(t)*h:])
+// Pass is one sequence's part of a [Batch] forward: the arguments of
+// [State.Forward].
+type Pass struct {
+	State  *State
+	Tokens []int32
+	Lo, Hi int
+}
+
+// LogitRows asks a [Batch] for the logits of rows of one State's last
+// Forward: the arguments of [State.Logits].
+type LogitRows struct {
+	State *State
+	Rows  []int
+}
+
+// Batch runs the forward passes of several sequences as one: their window
+// rows go through every matrix product together (the weights are read once
+// for all of them, and the products have more rows to split across cores),
+// while each sequence attends over its own cache. Each row's result is
+// that of a pass of its sequence alone, up to rounding (the matrix
+// kernels' summation order depends on how many rows share a tile). A Batch is not safe for concurrent
+// use, and neither are the States while it runs them.
+type Batch struct {
+	w     work
+	group []Pass  // the passes run together next
+	one   [1]Pass // a pass too long for w, run in its State's buffers
+}
+
+// NewBatch allocates buffers for batched passes of up to rows window rows
+// in all; a Forward with more runs them in several groups.
+func (m *Model) NewBatch(rows int) *Batch {
+	b := &Batch{w: m.newWork(rows)}
+	b.w.rows.w = &b.w
+	return b
+}
+
+// Forward runs every pass, as State.Forward would run each alone. The
+// States must be distinct, of this Batch's model. A pass with more rows
+// than the Batch holds runs alone in its State's buffers. On an error no
+// pass may be assumed to have completed.
+func (b *Batch) Forward(ctx context.Context, passes []Pass) error {
+	for i, p := range passes {
+		if p.State == nil || p.State.m != b.w.m {
+			return fmt.Errorf("forward: pass %d: not a state of the batch's model", i)
+		}
+		if err := p.State.check(p.Tokens, p.Lo, p.Hi); err != nil {
+			return fmt.Errorf("pass %d: %w", i, err)
+		}
+		for _, q := range passes[:i] {
+			if q.State == p.State {
+				return fmt.Errorf("forward: pass %d: its state is in the batch twice", i)
+			}
+		}
 	}
-	x, xb, qkv := s.x[:m*h], s.xb[:m*h], s.qkv[:m*qkvw]
-	s.rows.lo = lo
-	for li := range w.Layers {
+	b.group = b.group[:0]
+	rows := 0
+	for _, p := range passes {
+		m := p.Hi - p.Lo
+		if m > b.w.cap {
+			b.one[0] = p
+			if err := p.State.w.forward(ctx, b.one[:]); err != nil {
+				return err
+			}
+			continue
+		}
+		if rows+m > b.w.cap {
+			if err := b.w.forward(ctx, b.group); err != nil {
+				return err
+			}
+			b.group, rows = b.group[:0], 0
+		}
+		b.group = append(b.group, p)
+		rows += m
+	}
+	var err error
+	if len(b.group) > 0 {
+		err = b.w.forward(ctx, b.group)
+	}
+	clear(b.group)
+	b.one[0] = Pass{}
+	return err
+}
+
+// Logits writes the logits of every item's rows into out, item after item,
+// as State.Logits would for each: the rows' last layers and the head run
+// as one product.
+func (b *Batch) Logits(items []LogitRows, out []float32) error {
+	for i, it := range items {
+		if it.State == nil || it.State.m != b.w.m {
+			return fmt.Errorf("logits: item %d: not a state of the batch's model", i)
+		}
+	}
+	return b.w.logits(items, out)
+}
+
+// forward runs passes whose windows fit w together; they are checked.
+func (w *work) forward(ctx context.Context, passes []Pass) error {
+	c := &w.m.Config
+	wt := &w.m.Weights
+	h, qkvw := c.Hidden, (c.Heads+2*c.KVHeads)*c.HeadDim
+	w.segs = w.segs[:0]
+	m := 0
+	for _, p := range passes {
+		s := p.State
+		s.done = false
+		for q := p.Lo; q < p.Hi; q++ {
+			s.cached[q] = false
+		}
+		// x = embed_tokens(tokens)
+		for i, t := range p.Tokens[p.Lo:p.Hi] {
+			copy(w.x[(m+i)*h:(m+i+1)*h], wt.Embed[int(t)*h:])
+		}
+		w.segs = append(w.segs, segment{s: s, row0: m, rows: p.Hi - p.Lo, lo: p.Lo, n: len(p.Tokens)})
+		m += p.Hi - p.Lo
+	}
+	x, xb, qkv := w.x[:m*h], w.xb[:m*h], w.qkv[:m*qkvw]
+	for li := range wt.Layers {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("forward: layer %d: %w", li, err)
 		}
-		l, pl := &w.Layers[li], &s.m.packed.layers[li]
+		l, pl := &wt.Layers[li], &w.m.packed.layers[li]
 
 		// h = input_layernorm(x)
-		s.rowWise(normRows, li, x, xb, m, l.AttnNorm)
+		w.rowWise(normRows, li, x, xb, m, l.AttnNorm)
 		// q|k|v = qkv_proj(h) + bias; q and k turned by RoPE; k and v into
-		// the cache at positions [lo,hi)
+		// each sequence's cache at its window's positions
 		pl.qkv.MulT(qkv, xb, m)
-		s.rowWise(qkvRows, li, qkv, nil, m, nil)
-		if li < len(w.Layers)-1 {
-			s.finish(li, x, qkv, m, qkvw, n)
+		w.rowWise(qkvRows, li, qkv, nil, m, nil)
+		if li < len(wt.Layers)-1 {
+			w.finish(li, x, qkv, m, qkvw)
 		}
 	}
-	for p := lo; p < hi; p++ {
-		s.cached[p] = true
+	for _, sg := range w.segs {
+		s := sg.s
+		if &s.w != w {
+			copy(s.w.x[:sg.rows*h], x[sg.row0*h:])
+			copy(s.w.qkv[:sg.rows*qkvw], qkv[sg.row0*qkvw:])
+		}
+		for p := sg.lo; p < sg.lo+sg.rows; p++ {
+			s.cached[p] = true
+		}
+		s.done, s.lastLo, s.lastHi, s.lastN = true, sg.lo, sg.lo+sg.rows, sg.n
 	}
-	s.done, s.lastLo, s.lastHi, s.lastN = true, lo, hi, n
 	return nil
 }
 
-// finish completes layer li for m rows whose K/V are in the cache, of a
-// sequence of n positions: x (row stride Hidden) is the layer's input and
-// becomes its output, q (row stride ldq) holds the rows' queries after
-// RoPE.
-func (s *State) finish(li int, x, q []float32, m, ldq, n int) {
-	c := &s.m.Config
-	l, pl := &s.m.Weights.Layers[li], &s.m.packed.layers[li]
+// finish completes layer li for the m rows of w.segs, whose K/V are in
+// their caches: x (row stride Hidden) is the layer's input and becomes its
+// output, q (row stride ldq) holds the rows' queries after RoPE.
+func (w *work) finish(li int, x, q []float32, m, ldq int) {
+	c := &w.m.Config
+	l, pl := &w.m.Weights.Layers[li], &w.m.packed.layers[li]
 	h, qd, inter := c.Hidden, c.Heads*c.HeadDim, c.Intermediate
-	xb, att := s.xb[:m*h], s.att[:m*qd]
-	gu, act := s.gu[:m*2*inter], s.act[:m*inter]
+	xb, att := w.xb[:m*h], w.att[:m*qd]
+	gu, act := w.gu[:m*2*inter], w.act[:m*inter]
 
-	// a = softmax(q·kᵀ/√d)·v over all n positions, per head; query head
-	// hd reads K/V head hd/group.
-	s.kv[li].Attend(att, q, m, c.Heads, ldq, qd, n, float32(1/math.Sqrt(float64(c.HeadDim))))
+	// a = softmax(q·kᵀ/√d)·v over each sequence's positions, per head;
+	// query head hd reads K/V head hd/group.
+	scale := float32(1 / math.Sqrt(float64(c.HeadDim)))
+	for _, sg := range w.segs {
+		sg.s.kv[li].Attend(att[sg.row0*qd:], q[sg.row0*ldq:], sg.rows, c.Heads, ldq, qd, sg.n, scale)
+	}
 
 	// x = x + o_proj(a)
 	pl.o.MulTAdd(x, att, m)
 
 	// x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = post_attention_layernorm(x)
-	s.rowWise(normRows, li, x, xb, m, l.MLPNorm)
+	w.rowWise(normRows, li, x, xb, m, l.MLPNorm)
 	pl.gateUp.MulT(gu, xb, m)
-	s.rowWise(gluRows, li, gu, act, m, nil)
+	w.rowWise(gluRows, li, gu, act, m, nil)
 	pl.down.MulTAdd(x, act, m)
 }
 
@@ -194,23 +340,22 @@ const (
 	gluRows         // out = silu(gate)·up of rows of gate|up
 )
 
-// rowWork is one row-wise step of Forward, run across cores by
-// cpu.ParallelRows when the rows are many. It lives in the State, so that
+// rowWork is one row-wise step of a pass, run across cores by
+// cpu.ParallelRows when the rows are many. It lives in the work, so that
 // handing it to ParallelRows allocates nothing.
 type rowWork struct {
-	s       *State
+	w       *work
 	step    int
 	li      int
-	lo      int // the position of row 0, for RoPE and the cache
 	in, out []float32
-	w       []float32 // the norm's weights
+	wts     []float32 // the norm's weights
 }
 
 // rowWise runs step over m rows of in (and out).
-func (s *State) rowWise(step, li int, in, out []float32, m int, w []float32) {
-	c := &s.m.Config
-	r := &s.rows
-	r.step, r.li, r.in, r.out, r.w = step, li, in, out, w
+func (w *work) rowWise(step, li int, in, out []float32, m int, wts []float32) {
+	c := &w.m.Config
+	r := &w.rows
+	r.step, r.li, r.in, r.out, r.wts = step, li, in, out, wts
 	cost := 4 * c.Hidden
 	switch step {
 	case qkvRows:
@@ -219,31 +364,37 @@ func (s *State) rowWise(step, li int, in, out []float32, m int, w []float32) {
 		cost = 16 * c.Intermediate
 	}
 	cpu.ParallelRows(r, m, cost)
-	r.in, r.out, r.w = nil, nil, nil
+	r.in, r.out, r.wts = nil, nil, nil
 }
 
 func (r *rowWork) Rows(i0, i1 int) {
-	s := r.s
-	c := &s.m.Config
+	w := r.w
+	c := &w.m.Config
 	switch r.step {
 	case normRows:
 		h := c.Hidden
 		eps := float32(c.NormEps)
 		for i := i0; i < i1; i++ {
-			cpu.RMSNorm(r.out[i*h:(i+1)*h], r.in[i*h:(i+1)*h], r.w, eps)
+			cpu.RMSNorm(r.out[i*h:(i+1)*h], r.in[i*h:(i+1)*h], r.wts, eps)
 		}
 	case qkvRows:
 		qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 		qkvw := qd + 2*kvd
-		bias := s.m.packed.layers[r.li].qkvBias
-		for i := i0; i < i1; i++ {
-			row := r.in[i*qkvw : (i+1)*qkvw]
-			if bias != nil {
-				cpu.Add(row, bias)
+		bias := w.m.packed.layers[r.li].qkvBias
+		for _, sg := range w.segs {
+			a, b := max(i0, sg.row0), min(i1, sg.row0+sg.rows)
+			if a >= b {
+				continue
 			}
-			s.rope(row[:qd+kvd], r.lo+i)
+			for i := a; i < b; i++ {
+				row := r.in[i*qkvw : (i+1)*qkvw]
+				if bias != nil {
+					cpu.Add(row, bias)
+				}
+				sg.s.rope(row[:qd+kvd], sg.lo+i-sg.row0)
+			}
+			sg.s.kv[r.li].Store(sg.lo+a-sg.row0, r.in[a*qkvw+qd:], r.in[a*qkvw+qd+kvd:], b-a, qkvw)
 		}
-		s.kv[r.li].Store(r.lo+i0, r.in[i0*qkvw+qd:], r.in[i0*qkvw+qd+kvd:], i1-i0, qkvw)
 	case gluRows:
 		inter := c.Intermediate
 		for i := i0; i < i1; i++ {
@@ -296,42 +447,80 @@ func (s *State) rope(row []float32, p int) {
 // row-major. Each position must be in the window [lo,hi) of the last
 // Forward. Only those rows are computed.
 func (s *State) Logits(rows []int, out []float32) error {
-	c := &s.m.Config
+	s.items[0] = LogitRows{State: s, Rows: rows}
+	err := s.w.logits(s.items[:], out)
+	s.items[0] = LogitRows{}
+	return err
+}
+
+// logits finishes the last layer and runs the head for the items' rows,
+// up to w.cap rows at a time, gathered, so that each State's last pass
+// stays as Forward left it for the next call.
+func (w *work) logits(items []LogitRows, out []float32) error {
+	c := &w.m.Config
 	h, vocab := c.Hidden, c.Vocab
-	switch {
-	case s.m.weights == nil:
-		return fmt.Errorf("logits: %w", ErrClosed)
-	case !s.done:
-		return errors.New("logits: no completed Forward")
-	case len(out) != len(rows)*vocab:
-		return fmt.Errorf("logits: out has %d values, want %d rows × %d", len(out), len(rows), vocab)
-	}
-	for _, r := range rows {
-		if r < s.lastLo || r >= s.lastHi {
-			return fmt.Errorf("logits: position %d is outside the window [%d,%d) of the last Forward", r, s.lastLo, s.lastHi)
+	total := 0
+	for _, it := range items {
+		s := it.State
+		switch {
+		case s.m.weights == nil:
+			return fmt.Errorf("logits: %w", ErrClosed)
+		case !s.done:
+			return errors.New("logits: no completed Forward")
 		}
+		for _, r := range it.Rows {
+			if r < s.lastLo || r >= s.lastHi {
+				return fmt.Errorf("logits: position %d is outside the window [%d,%d) of the last Forward", r, s.lastLo, s.lastHi)
+			}
+		}
+		total += len(it.Rows)
 	}
-	// Finish the last layer for up to cap rows at a time, gathered, so
-	// that the pass's state stays as Forward left it for the next call.
+	if len(out) != total*vocab {
+		return fmt.Errorf("logits: out has %d values, want %d rows × %d", len(out), total, vocab)
+	}
+	if total == 0 {
+		return nil
+	}
+	if w.cap == 0 {
+		return errors.New("logits: no buffer rows")
+	}
 	qd, qkvw := c.Heads*c.HeadDim, (c.Heads+2*c.KVHeads)*c.HeadDim
-	last := len(s.m.Weights.Layers) - 1
-	eps := float32(c.NormEps)
-	for start := 0; start < len(rows); start += s.cap {
-		chunk := rows[start:min(start+s.cap, len(rows))]
-		k := len(chunk)
-		xg, qg := s.xg[:k*h], s.qg[:k*qd]
-		for i, r := range chunk {
+	w.segs = w.segs[:0]
+	k, done := 0, 0 // rows gathered, rows written to out
+	for _, it := range items {
+		s := it.State
+		for ri, r := range it.Rows {
+			if k == w.cap {
+				w.head(k, out[done*vocab:])
+				done, k = done+k, 0
+				w.segs = w.segs[:0]
+			}
+			if ri == 0 || k == 0 {
+				w.segs = append(w.segs, segment{s: s, row0: k, n: s.lastN})
+			}
+			w.segs[len(w.segs)-1].rows++
 			j := r - s.lastLo
-			copy(xg[i*h:(i+1)*h], s.x[j*h:])
-			copy(qg[i*qd:(i+1)*qd], s.qkv[j*qkvw:])
+			copy(w.xg[k*h:(k+1)*h], s.w.x[j*h:])
+			copy(w.qg[k*qd:(k+1)*qd], s.w.qkv[j*qkvw:])
+			k++
 		}
-		s.finish(last, xg, qg, k, qd, s.lastN)
-		for i := range k {
-			cpu.RMSNorm(s.xb[i*h:(i+1)*h], xg[i*h:(i+1)*h], s.m.Weights.Norm, eps)
-		}
-		s.m.packed.head.MulT(out[start*vocab:(start+k)*vocab], s.xb[:k*h], k)
 	}
+	w.head(k, out[done*vocab:])
 	return nil
+}
+
+// head finishes the last layer for the k gathered rows of w.xg and w.qg
+// (segments in w.segs) and writes their logits to out.
+func (w *work) head(k int, out []float32) {
+	c := &w.m.Config
+	h, qd := c.Hidden, c.Heads*c.HeadDim
+	eps := float32(c.NormEps)
+	xg := w.xg[:k*h]
+	w.finish(len(w.m.Weights.Layers)-1, xg, w.qg[:k*qd], k, qd)
+	for i := range k {
+		cpu.RMSNorm(w.xb[i*h:(i+1)*h], xg[i*h:(i+1)*h], w.m.Weights.Norm, eps)
+	}
+	w.m.packed.head.MulT(out[:k*c.Vocab], w.xb[:k*h], k)
 }
 
 // LogitStats is what a sampler needs from one logit row: the maximum, its

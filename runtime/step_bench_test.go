@@ -86,3 +86,55 @@ func BenchmarkDefaultStep(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDefaultSteps4 is one cached step of four completions at once:
+// each State alone, one after another, against the four as one Batch.
+// An op is the four steps, logits included.
+func BenchmarkDefaultSteps4(b *testing.B) {
+	m := defaultModel(b)
+	defer m.Close()
+	ids := stepTokens(m)
+	ctx := context.Background()
+	lo := stepCanvas / 2
+	rows := make([]int, stepWindow-1)
+	for i := range rows {
+		rows[i] = lo + 1 + i
+	}
+	var states []*State
+	var passes []Pass
+	var items []LogitRows
+	for range 4 {
+		s := m.NewState(stepCanvas)
+		if err := s.Forward(ctx, ids, 0, stepCanvas); err != nil {
+			b.Fatal(err)
+		}
+		states = append(states, s)
+		passes = append(passes, Pass{State: s, Tokens: ids, Lo: lo, Hi: lo + stepWindow})
+		items = append(items, LogitRows{State: s, Rows: rows})
+	}
+	out := make([]float32, len(states)*len(rows)*m.Config.Vocab)
+	b.Run("alone", func(b *testing.B) {
+		for b.Loop() {
+			for i, s := range states {
+				if err := s.Forward(ctx, ids, lo, lo+stepWindow); err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Logits(rows, out[i*len(rows)*m.Config.Vocab:(i+1)*len(rows)*m.Config.Vocab]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	batch := m.NewBatch(len(states) * stepWindow)
+	b.Run("batched", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := batch.Forward(ctx, passes); err != nil {
+				b.Fatal(err)
+			}
+			if err := batch.Logits(items, out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
