@@ -51,6 +51,14 @@ type span struct {
 type canvas struct {
 	tokens []int32
 	spans  []span
+	// after[i] is the text after span i, up to the next span or the end,
+	// for finishing its middle; hole[i] is the hole of the request span i
+	// fills.
+	after []string
+	hole  []int
+	// used is how many tokens of the text before the first span and after
+	// the last the context budget kept.
+	usedBefore, usedAfter int
 }
 
 // commit is one position filled at one step; a trace is the list of them.
@@ -70,7 +78,14 @@ type denoiser struct {
 
 	logits []float32
 	cands  []candidate
-	rows   []int
+	rows   []int // the logit rows the planned pass scores
+
+	// The loop's progress: the step, how many the schedule has, cached
+	// steps since the last full pass; the planned step's candidates, those
+	// scored, and its quota.
+	step, steps, sinceFull int
+	cur, scored            []candidate
+	k                      int
 
 	blockKey, blockStep, blockMasks int    // LLaDA: the current blocks and their progress
 	served                          []bool // threshold: the holes that commit this step
@@ -103,70 +118,131 @@ func newDenoiser(net network, sp *special, opts Options) *denoiser {
 
 // run denoises every span of c until no mask is left, filling fig.
 func (d *denoiser) run(ctx context.Context, c *canvas, fig *Figures) error {
-	d.served = make([]bool, len(c.spans))
-	steps := d.opts.Steps
-	if steps <= 0 {
-		steps = d.masked(c)
-	}
-	sinceFull := 0
-	for step := 0; ; step++ {
-		cands := d.candidates(c)
-		if len(cands) == 0 {
+	d.begin(c)
+	for {
+		lo, hi, ok := d.plan(c, fig)
+		if !ok {
 			return nil
-		}
-		// The schedule may say to commit nothing at this step (Dream's
-		// ⌊|M|·(1−s/t)⌋ is often 0 early on): skip the forward pass.
-		k := d.quota(c, step, steps, cands)
-		if k == 0 {
-			continue
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		start := time.Now()
-		lo, hi := 0, len(c.tokens)
-		// DreamOn moves the suffix as spans grow and shrink, which
-		// invalidates its cached keys: it runs full passes.
-		if d.opts.Exact || d.opts.Sampler == "dreamon" || fig.NFE == 0 || sinceFull >= d.opts.RefreshEvery {
-			sinceFull = 0
-		} else {
-			sinceFull++
-			lo, hi = d.window(c)
-		}
 		if err := d.net.Forward(ctx, c.tokens, lo, hi); err != nil {
 			return err
 		}
-		// Origin picks its positions before looking at the logits, so only
-		// those need scoring.
-		scored := cands
-		if d.opts.Sampler == "origin" {
-			scored = cands[:k]
+		out := d.logitRows(len(d.rows))
+		if err := d.net.Logits(d.rows, out); err != nil {
+			return fmt.Errorf("logits: %w", err)
 		}
-		if err := d.score(c, scored); err != nil {
-			return err
+		d.apply(c, out, fig)
+		d.timed(fig, time.Since(start))
+	}
+}
+
+// The loop of run is split in three so that a scheduler can run the
+// forward passes of several denoisers as one batch: begin once, then until
+// plan says done: plan (decides the step and its window), a forward pass
+// over c.tokens[lo:hi] and the logits of d.rows, apply.
+
+// begin starts denoising c.
+func (d *denoiser) begin(c *canvas) {
+	d.served = make([]bool, len(c.spans))
+	d.steps = d.opts.Steps
+	if d.steps <= 0 {
+		d.steps = d.masked(c)
+	}
+	d.step, d.sinceFull = -1, 0
+}
+
+// plan moves to the next step that needs a forward pass and returns the
+// window [lo,hi) that pass computes, with the rows to score in d.rows; ok
+// is false when no mask is left.
+func (d *denoiser) plan(c *canvas, fig *Figures) (lo, hi int, ok bool) {
+	for {
+		d.step++
+		d.cur = d.candidates(c)
+		if len(d.cur) == 0 {
+			return 0, 0, false
 		}
-		fig.NFE++
-		if d.cost != nil {
-			fig.FLOPs += d.cost(hi-lo, len(c.tokens), len(scored))
-		}
-		for _, cd := range cands[:d.choose(k, cands)] {
-			c.tokens[cd.pos] = cd.tok
-			fig.Tokens++
-			if d.trace != nil {
-				d.trace(commit{Step: step, Pos: cd.pos, Tok: cd.tok})
-			}
-		}
-		if d.opts.Sampler == "dreamon" {
-			d.resize(c)
-		} else {
-			d.absorb(c)
-		}
-		if fig.NFE == 1 {
-			fig.FirstPass += time.Since(start)
-		} else {
-			fig.Steps += time.Since(start)
+		// The schedule may say to commit nothing at this step (Dream's
+		// ⌊|M|·(1−s/t)⌋ is often 0 early on): skip the forward pass.
+		d.k = d.quota(c, d.step, d.steps, d.cur)
+		if d.k != 0 {
+			break
 		}
 	}
+	lo, hi = 0, len(c.tokens)
+	// DreamOn moves the suffix as spans grow and shrink, which invalidates
+	// its cached keys: it runs full passes.
+	if d.opts.Exact || d.opts.Sampler == "dreamon" || fig.NFE == 0 || d.sinceFull >= d.opts.RefreshEvery {
+		d.sinceFull = 0
+	} else {
+		d.sinceFull++
+		lo, hi = d.window(c)
+	}
+	// Origin picks its positions before looking at the logits, so only
+	// those need scoring.
+	d.scored = d.cur
+	if d.opts.Sampler == "origin" {
+		d.scored = d.cur[:d.k]
+	}
+	d.rows = d.rows[:0]
+	for _, cd := range d.scored {
+		r := cd.pos
+		if d.sp.shift {
+			r--
+		}
+		d.rows = append(d.rows, r)
+	}
+	fig.FLOPs += d.flops(hi-lo, len(c.tokens), len(d.rows))
+	return lo, hi, true
+}
+
+// apply finishes the planned step from the logits of d.rows: it scores
+// the candidates, commits the chosen ones and ends or resizes the spans.
+func (d *denoiser) apply(c *canvas, logits []float32, fig *Figures) {
+	d.score(c, d.scored, logits)
+	fig.NFE++
+	for _, cd := range d.cur[:d.choose(d.k, d.cur)] {
+		c.tokens[cd.pos] = cd.tok
+		fig.Tokens++
+		if d.trace != nil {
+			d.trace(commit{Step: d.step, Pos: cd.pos, Tok: cd.tok})
+		}
+	}
+	if d.opts.Sampler == "dreamon" {
+		d.resize(c)
+	} else {
+		d.absorb(c)
+	}
+}
+
+// timed adds a step's time to fig: the first pass, or the steps after it.
+func (d *denoiser) timed(fig *Figures, t time.Duration) {
+	if fig.NFE == 1 {
+		fig.FirstPass += t
+	} else {
+		fig.Steps += t
+	}
+}
+
+// flops is the arithmetic of a pass over a window of w positions
+// attending over n, scoring rows positions; 0 without a cost model.
+func (d *denoiser) flops(w, n, rows int) float64 {
+	if d.cost == nil {
+		return 0
+	}
+	return d.cost(w, n, rows)
+}
+
+// logitRows returns d's logits buffer for n rows.
+func (d *denoiser) logitRows(n int) []float32 {
+	need := n * d.sp.vocab
+	if cap(d.logits) < need {
+		d.logits = make([]float32, need)
+	}
+	return d.logits[:need]
 }
 
 // masked counts the masks left in c's spans.
@@ -225,24 +301,8 @@ func (d *denoiser) window(c *canvas) (int, int) {
 	return max(lo, 0), hi
 }
 
-// score fills tok and conf of every candidate from the last forward pass.
-func (d *denoiser) score(c *canvas, cands []candidate) error {
-	d.rows = d.rows[:0]
-	for _, cd := range cands {
-		r := cd.pos
-		if d.sp.shift {
-			r--
-		}
-		d.rows = append(d.rows, r)
-	}
-	need := len(cands) * d.sp.vocab
-	if cap(d.logits) < need {
-		d.logits = make([]float32, need)
-	}
-	out := d.logits[:need]
-	if err := d.net.Logits(d.rows, out); err != nil {
-		return fmt.Errorf("logits: %w", err)
-	}
+// score fills tok and conf of every candidate from its logit row in out.
+func (d *denoiser) score(c *canvas, cands []candidate, out []float32) {
 	for i, cd := range cands {
 		row := out[i*d.sp.vocab : (i+1)*d.sp.vocab]
 		if d.opts.Sampler == "dreamon" && d.sp.expand >= 0 && !d.canGrow(c, cd.span) {
@@ -258,7 +318,6 @@ func (d *denoiser) score(c *canvas, cands []candidate) error {
 		}
 		cands[i].tok, cands[i].conf = d.sc.score(row)
 	}
-	return nil
 }
 
 // quota is how many candidates this step commits, decided before the
@@ -387,7 +446,7 @@ func (d *denoiser) lladaQuota(c *canvas, steps, left int) int {
 // that would be cut anyway.
 func (d *denoiser) absorb(c *canvas) {
 	for _, s := range c.spans {
-		cut := d.cut(c, s)
+		cut := cutAt(d.sp, c, s)
 		for p := cut + 1; p < s.end; p++ {
 			if c.tokens[p] == d.sp.mask {
 				c.tokens[p] = d.sp.stops[0]
@@ -396,15 +455,16 @@ func (d *denoiser) absorb(c *canvas) {
 	}
 }
 
-// cut returns the position of the token that ends span s: its first stop
-// token or, for a single-line span, its first newline; s.end if none yet.
-func (d *denoiser) cut(c *canvas, s span) int {
+// cutAt returns the position of the token that ends span s: its first
+// stop token or, for a single-line span, its first newline; s.end if none
+// yet.
+func cutAt(sp *special, c *canvas, s span) int {
 	for p := s.start; p < s.end; p++ {
 		t := c.tokens[p]
-		if t == d.sp.mask {
+		if t == sp.mask {
 			continue
 		}
-		if d.sp.isStop(t) || (s.singleLine && d.sp.isNewline(t)) {
+		if sp.isStop(t) || (s.singleLine && sp.isNewline(t)) {
 			return p
 		}
 	}

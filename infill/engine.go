@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -15,16 +14,16 @@ import (
 	"github.com/infuse-lsp/infuse/runtime/tokenizer"
 )
 
-// Engine completes in-process with a loaded model. It runs one request at a
-// time (the model's buffers are shared); it is safe for concurrent use.
+// Engine completes in-process with a loaded model. It is safe for
+// concurrent use: requests that arrive while others are being denoised
+// join them, and every step runs one forward pass over all of them (see
+// batch.go).
 type Engine struct {
 	model *runtime.Model
 	tok   *tokenizer.Tokenizer
 	opts  Options
 	sp    special
-
-	mu    sync.Mutex // guards state
-	state *runtime.State
+	sched scheduler
 }
 
 // NewEngine prepares an engine over a model and its tokenizer.
@@ -59,7 +58,9 @@ func NewEngine(m *runtime.Model, tok *tokenizer.Tokenizer, opts Options) (*Engin
 	for id := range sp.newlines {
 		sp.newlines[id] = !tok.IsSpecial(int32(id)) && bytes.ContainsRune(tok.TokenBytes(int32(id)), '\n')
 	}
-	return &Engine{model: m, tok: tok, opts: opts, sp: sp, state: m.NewState(opts.ContextTokens)}, nil
+	e := &Engine{model: m, tok: tok, opts: opts, sp: sp}
+	e.sched.init(m, &e.sp, opts)
+	return e, nil
 }
 
 // Options returns the engine's options with defaults filled in.
@@ -78,71 +79,66 @@ func (e *Engine) Complete(ctx context.Context, req Request) (Result, error) {
 	if req.MaxTokens > 0 {
 		n = req.MaxTokens
 	}
-	texts, fig, err := e.fill(ctx, []string{req.Prefix, req.Suffix}, []int{n}, []bool{mode == SingleLine})
+	start := time.Now()
+	c, err := e.canvas([]string{req.Prefix, req.Suffix}, []int{n}, []bool{mode == SingleLine})
+	if err != nil {
+		return Result{}, err
+	}
+	texts, fig, err := e.fill(ctx, start, []*canvas{c})
 	if err != nil {
 		return Result{}, err
 	}
 	return Result{Text: texts[0], Figures: fig}, nil
 }
 
-// FillHoles fills every hole of req in one denoising loop.
+// FillHoles fills every hole of req in one denoising loop. Holes near
+// enough for one to be in the other's context share a canvas; a hole that
+// no other one's context reaches gets a canvas of its own, the one a
+// request for it alone would get, and the canvases are denoised as one
+// batch.
 func (e *Engine) FillHoles(ctx context.Context, req HolesRequest) (HolesResult, error) {
 	if len(req.Parts) < 2 {
 		return HolesResult{}, errors.New("a holes request needs at least two parts (one hole)")
 	}
-	holes := len(req.Parts) - 1
-	lens, single := make([]int, holes), make([]bool, holes)
-	for i := range holes {
-		mode := decideMode(req.Parts[i], req.Parts[i+1])
-		single[i] = mode == SingleLine
-		lens[i] = e.opts.MultiLineTokens
-		if single[i] {
-			lens[i] = e.opts.SingleLineTokens
-		}
-		if req.MaxTokens > 0 {
-			lens[i] = req.MaxTokens
-		}
+	start := time.Now()
+	cs, err := e.holeCanvases(req)
+	if err != nil {
+		return HolesResult{}, err
 	}
-	texts, fig, err := e.fill(ctx, req.Parts, lens, single)
+	texts, fig, err := e.fill(ctx, start, cs)
 	if err != nil {
 		return HolesResult{}, err
 	}
 	return HolesResult{Texts: texts, Figures: fig}, nil
 }
 
-// fill builds the canvas parts[0] MASK×lens[0] parts[1] … and denoises it.
-func (e *Engine) fill(ctx context.Context, parts []string, lens []int, single []bool) ([]string, Figures, error) {
-	start := time.Now()
+// fill denoises the canvases together and returns the text of every span,
+// canvas after canvas.
+func (e *Engine) fill(ctx context.Context, start time.Time, cs []*canvas) ([]string, Figures, error) {
 	var fig Figures
-	c, err := e.canvas(parts, lens, single)
-	if err != nil {
-		return nil, fig, err
+	for _, c := range cs {
+		fig.CanvasTokens += len(c.tokens)
 	}
-	fig.CanvasTokens = len(c.tokens)
 	fig.Tokenize = time.Since(start)
-
-	e.mu.Lock()
-	d := newDenoiser(e.state, &e.sp, e.opts)
-	d.cost = e.forwardFLOPs
-	err = d.run(ctx, c, &fig)
-	e.mu.Unlock()
-	if err != nil {
+	if err := e.sched.run(ctx, e, cs, &fig); err != nil {
 		return nil, fig, err
 	}
 
 	t := time.Now()
-	texts := make([]string, len(c.spans))
-	for i, s := range c.spans {
-		end := d.cut(c, s)
-		ids := c.tokens[s.start:end]
-		if j := slices.Index(ids, e.sp.mask); j >= 0 {
-			ids = ids[:j]
+	var texts []string
+	for _, c := range cs {
+		for i, s := range c.spans {
+			end := cutAt(&e.sp, c, s)
+			ids := c.tokens[s.start:end]
+			if j := slices.Index(ids, e.sp.mask); j >= 0 {
+				ids = ids[:j]
+			}
+			text, ok := strings.CutPrefix(e.tok.Decode(ids), s.heal)
+			if !ok {
+				text = "" // the span ended before re-writing the healed text
+			}
+			texts = append(texts, finish(text, c.after[i], s.singleLine))
 		}
-		text, ok := strings.CutPrefix(e.tok.Decode(ids), s.heal)
-		if !ok {
-			text = "" // the span ended before re-writing the healed text
-		}
-		texts[i] = finish(text, parts[i+1], s.singleLine)
 	}
 	fig.Decode = time.Since(t)
 	fig.Total = time.Since(start)
@@ -182,7 +178,8 @@ func (e *Engine) canvas(parts []string, lens []int, single []bool) (*canvas, err
 		toks[last] = toks[last][:len(toks[last])+extra]
 	}
 
-	c := &canvas{tokens: make([]int32, 0, e.opts.ContextTokens)}
+	c := &canvas{tokens: make([]int32, 0, e.opts.ContextTokens), after: parts[1:],
+		usedBefore: len(toks[0]), usedAfter: len(toks[last])}
 	if cfg.BOS >= 0 {
 		c.tokens = append(c.tokens, cfg.BOS)
 	}

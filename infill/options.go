@@ -29,6 +29,9 @@ type Options struct {
 	Exact bool
 	// RefreshEvery is how many cached steps run between full passes (default 4).
 	RefreshEvery int
+	// MaxBatch is how many canvases (requests, or holes of one) are
+	// denoised together, one forward pass a step for all (default 8).
+	MaxBatch int
 
 	// Token budgets.
 	ContextTokens    int // prefix + suffix + span, at most (default: the model's trained length, ≤ 1024)
@@ -60,6 +63,9 @@ func (o Options) withDefaults(maxPositions int) (Options, error) {
 	if o.RefreshEvery == 0 {
 		o.RefreshEvery = 4
 	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = 8
+	}
 	if o.SingleLineTokens == 0 {
 		o.SingleLineTokens = 16
 	}
@@ -77,8 +83,8 @@ func (o Options) withDefaults(maxPositions int) (Options, error) {
 		return o, fmt.Errorf("threshold %v outside (0,1]", o.Threshold)
 	case o.Temperature < 0 || o.TopP < 0 || o.TopP > 1 || o.TopK < 0 || o.AlgTemp < 0:
 		return o, fmt.Errorf("temperature, top-p, top-k and alg-temp must be non-negative (top-p ≤ 1)")
-	case o.Steps < 0 || o.BlockLength < 0 || o.RefreshEvery < 0:
-		return o, fmt.Errorf("steps, block length and refresh interval must be non-negative")
+	case o.Steps < 0 || o.BlockLength < 0 || o.RefreshEvery < 0 || o.MaxBatch < 0:
+		return o, fmt.Errorf("steps, block length, refresh interval and batch size must be non-negative")
 	case o.SingleLineTokens < 1 || o.MultiLineTokens < 1:
 		return o, fmt.Errorf("span lengths must be positive")
 	case o.ContextTokens < 2*o.MultiLineTokens+8 && o.ContextTokens < 64:

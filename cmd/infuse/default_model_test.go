@@ -85,3 +85,54 @@ func TestFillThreeHolesInOneLoop(t *testing.T) {
 	}
 	t.Logf("one loop: %d passes; separately: %d; same text in %d of 3 holes", rep.Figures.NFE, rep.Separate.NFE, rep.Separate.Same)
 }
+
+// TestFillIndependentHoles fills three holes far apart in a real file:
+// none is in another's context, so each gets the canvas a request for it
+// alone gets, the three are denoised as one batch, and the text is the
+// same as three separate requests' in fewer forward passes.
+func TestFillIndependentHoles(t *testing.T) {
+	src, err := os.ReadFile("testdata/bench/dbm_dumb.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(src), "\n")
+	// Three assignments 110 lines apart, each cut after its '=' so that
+	// the hole has something to fill.
+	var b strings.Builder
+	holes := 0
+	for i, line := range lines {
+		if holes < 3 && i >= 40+110*holes {
+			if j := strings.IndexByte(line, '='); j > 0 {
+				b.WriteString(line[:j+1] + " /*?*/\n")
+				holes++
+				continue
+			}
+		}
+		b.WriteString(line)
+	}
+	path := filepath.Join(t.TempDir(), "holes.py")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"fill", "--json", "--compare", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var rep fillReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Texts) != 3 || rep.Separate == nil {
+		t.Fatalf("report %+v, want three holes filled both ways", rep)
+	}
+	if rep.Separate.Same != 3 {
+		t.Errorf("same text in %d of 3 independent holes: together %q, separately %q", rep.Separate.Same, rep.Texts, rep.Separate.Texts)
+	}
+	if strings.Join(rep.Texts, "") == "" {
+		t.Errorf("every hole empty: the same text proves nothing")
+	}
+	if rep.Figures.NFE >= rep.Separate.NFE {
+		t.Errorf("one loop took %d forward passes, three requests %d: want fewer", rep.Figures.NFE, rep.Separate.NFE)
+	}
+	t.Logf("one loop: %d passes; separately: %d; texts %q", rep.Figures.NFE, rep.Separate.NFE, rep.Texts)
+}
