@@ -248,7 +248,7 @@ func TestManyClients(t *testing.T) {
 		}
 	}
 	st := e.s.Status()
-	if st.Served != clients*each || st.Clients != clients || st.Queued != 0 || st.Running {
+	if st.Served != clients*each || st.Clients != clients || st.Queued != 0 || st.Running != 0 {
 		t.Errorf("status after the run: %+v", st)
 	}
 	if st.P50 <= 0 || st.P99 < st.P50 || st.Recent != clients*each {
@@ -375,7 +375,7 @@ func TestKilledClient(t *testing.T) {
 	}
 	waitFor(t, "the engine to forget the client", func() bool {
 		st := e.s.Status()
-		return st.Clients == 0 && st.Queued == 0 && !st.Running
+		return st.Clients == 0 && st.Queued == 0 && st.Running == 0
 	})
 	if n := f.ran("orphan"); n != 0 {
 		t.Errorf("the dead client's queued request ran %d times", n)
@@ -838,4 +838,51 @@ type echoCompleter struct{}
 
 func (echoCompleter) Complete(ctx context.Context, req infill.Request) (infill.Result, error) {
 	return infill.Result{Text: req.Suffix[:8]}, nil
+}
+
+// TestWorkersRunTogether gives the completer two requests at once with
+// two workers, and checks that a client with a burst queued does not take
+// the next free worker while another client waits.
+func TestWorkersRunTogether(t *testing.T) {
+	noLeaks(t)
+	f := newFake()
+	e := startEngine(t, &Server{Completer: f, Workers: 2, Queue: 100})
+	busy, calm := connect(t, e.socket), connect(t, e.socket)
+	var wg sync.WaitGroup
+	complete := func(ctx context.Context, c *Client, prefix string) {
+		wg.Go(func() {
+			_, err := c.Complete(ctx, infill.Request{Prefix: prefix})
+			if err != nil && ctx.Err() == nil {
+				t.Errorf("%s: %v", prefix, err)
+			}
+		})
+	}
+	ctx := context.Background()
+	first, cancelFirst := context.WithCancel(ctx)
+	defer cancelFirst()
+	complete(first, busy, "block-busy-0")
+	complete(ctx, busy, "block-busy-1")
+	started := map[string]bool{<-f.started: true, <-f.started: true}
+	if !started["block-busy-0"] || !started["block-busy-1"] {
+		t.Fatalf("started %v, want both of the first requests", started)
+	}
+	if st := e.s.Status(); st.Running != 2 || st.Workers != 2 {
+		t.Errorf("status: %d running of %d workers, want 2 of 2", st.Running, st.Workers)
+	}
+	for i := 2; i < 5; i++ {
+		complete(ctx, busy, fmt.Sprintf("block-busy-%d", i))
+	}
+	waitFor(t, "the burst to queue", func() bool { return e.s.Status().Queued == 3 })
+	complete(ctx, calm, "block-calm")
+	waitFor(t, "the calm request to queue", func() bool { return e.s.Status().Queued == 4 })
+	cancelFirst()
+	if p := <-f.started; p != "block-calm" {
+		t.Errorf("the freed worker took %q before the other client's request", p)
+	}
+	close(f.gate)
+	wg.Wait()
+	waitFor(t, "every request answered", func() bool { st := e.s.Status(); return st.Running == 0 && st.Queued == 0 })
+	if st := e.s.Status(); st.Served != 5 || st.Canceled != 1 {
+		t.Errorf("status after the run: %+v", st)
+	}
 }

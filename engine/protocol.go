@@ -15,7 +15,7 @@ import (
 // Version is the wire protocol's version. Client and engine must agree; the
 // socket's name already includes the binary's build id, so a mismatch means
 // someone pointed --socket at another build's engine.
-const Version = 1
+const Version = 2
 
 // The wire protocol is JSON lines over a Unix socket: one [message] a line,
 // either way. The client opens with hello and waits for the engine's hello;

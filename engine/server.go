@@ -26,13 +26,10 @@ const maxMessage = 64 << 20
 // not stall the one worker every other client waits on.
 const writeTimeout = 10 * time.Second
 
-// Server serves one completer to many clients over a Unix socket. Requests
-// run one at a time, in arrival order, behind a bounded queue. Set the
-// fields, then call [Server.Serve].
-//
-// Requests are not batched: the in-process engine serialises on its model
-// state, and filling several canvases in one forward pass needs a batched
-// runtime first.
+// Server serves one completer to many clients over a Unix socket. Up to
+// Workers requests run at once, behind a bounded queue; the in-process
+// engine denoises the ones running together, one forward pass a step for
+// all (infill's scheduler). Set the fields, then call [Server.Serve].
 type Server struct {
 	// Completer does the work. If it is also an [infill.HoleFiller],
 	// fill-holes requests are served too.
@@ -40,8 +37,11 @@ type Server struct {
 	// Model names the model the completer runs, as clients name it in
 	// hello; a client that asks for another is refused.
 	Model string
-	// Queue bounds the requests waiting behind the running one; a request
-	// that finds it full is refused with [ErrOverloaded]. 0 means 16.
+	// Workers is how many requests are handed to the completer at once
+	// (for the in-process engine, its batch size). 0 means 1.
+	Workers int
+	// Queue bounds the requests waiting for a worker; a request that
+	// finds it full is refused with [ErrOverloaded]. 0 means 16.
 	Queue int
 	// Idle ends Serve after this long with no client and no request; 0
 	// means never.
@@ -56,7 +56,7 @@ type Server struct {
 	conns      map[*conn]struct{}
 	clients    int // connections that said hello as a client
 	queue      []*job
-	running    *job
+	running    int // requests handed to the completer
 	lastActive time.Time
 	started    time.Time
 	served     uint64
@@ -85,7 +85,8 @@ type conn struct {
 	wmu sync.Mutex // serialises writes
 	enc *json.Encoder
 
-	jobs map[uint64]*job // the connection's unanswered requests; guarded by Server.mu
+	jobs    map[uint64]*job // the connection's unanswered requests; guarded by Server.mu
+	running int             // how many of them a worker runs; guarded by Server.mu
 }
 
 // Serve accepts clients on ln until ctx ends or the engine has been idle
@@ -98,6 +99,9 @@ func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 	}
 	if s.Queue <= 0 {
 		s.Queue = 16
+	}
+	if s.Workers <= 0 {
+		s.Workers = 1
 	}
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
@@ -114,12 +118,14 @@ func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 
 	var wg sync.WaitGroup
 	defer func() {
-		stop() // ends the worker, the running request and the idle watch
+		stop() // ends the workers, the running requests and the idle watch
 		ln.Close()
 		s.closeAll()
 		wg.Wait()
 	}()
-	wg.Go(func() { s.work(ctx) })
+	for range s.Workers {
+		wg.Go(func() { s.work(ctx) })
+	}
 	if s.Idle > 0 {
 		wg.Go(func() { s.watchIdle(ctx, stop) })
 	}
@@ -175,7 +181,7 @@ func (s *Server) watchIdle(ctx context.Context, stop context.CancelFunc) {
 		case <-t.C:
 		}
 		s.mu.Lock()
-		idle := s.clients == 0 && s.running == nil && len(s.queue) == 0
+		idle := s.clients == 0 && s.running == 0 && len(s.queue) == 0
 		left := s.Idle - time.Since(s.lastActive)
 		s.mu.Unlock()
 		if idle && left <= 0 {
@@ -252,7 +258,7 @@ func (s *Server) serveConn(ctx context.Context, c *conn) {
 }
 
 // drop forgets a connection that ended: its queued requests leave the
-// queue unanswered (there is no one to answer) and its running one is
+// queue unanswered (there is no one to answer) and its running ones are
 // cancelled.
 func (s *Server) drop(c *conn) {
 	c.nc.Close()
@@ -268,7 +274,7 @@ func (s *Server) drop(c *conn) {
 			delete(c.jobs, id)
 			s.canceled++
 		}
-		j.cancel() // the running one: the worker answers into the closed conn
+		j.cancel() // a running one: its worker answers into the closed conn
 	}
 	s.lastActive = time.Now()
 }
@@ -319,8 +325,8 @@ func (s *Server) submit(ctx context.Context, c *conn, m message) {
 	}
 }
 
-// cancel ends one of c's requests. A queued one is answered here; the
-// running one is answered by the worker when the completer returns. An id
+// cancel ends one of c's requests. A queued one is answered here; a
+// running one is answered by its worker when the completer returns. An id
 // that is not pending (already answered, or never sent) is ignored: the
 // answer crossed the cancel on the wire.
 func (s *Server) cancel(c *conn, id uint64) {
@@ -344,7 +350,8 @@ func (s *Server) cancel(c *conn, id uint64) {
 	c.send(message{Type: typeResult, ID: id, Code: codeCanceled, Error: context.Canceled.Error()})
 }
 
-// work runs the queued requests one at a time until ctx ends.
+// work runs queued requests, one at a time, until ctx ends; Workers of
+// them run at once.
 func (s *Server) work(ctx context.Context) {
 	for {
 		s.mu.Lock()
@@ -357,15 +364,23 @@ func (s *Server) work(ctx context.Context) {
 			}
 			s.mu.Lock()
 		}
-		j := s.queue[0]
-		s.queue = slices.Delete(s.queue, 0, 1)
-		s.running = j
+		j := s.next()
+		s.running++
+		j.c.running++
+		more := len(s.queue) > 0
 		s.mu.Unlock()
+		if more { // pass the wake-up on to an idle worker
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+		}
 
 		reply := s.run(j)
 
 		s.mu.Lock()
-		s.running = nil
+		s.running--
+		j.c.running--
 		delete(j.c.jobs, j.m.ID)
 		switch reply.Code {
 		case "":
@@ -386,6 +401,18 @@ func (s *Server) work(ctx context.Context) {
 		j.cancel()
 		j.c.send(reply)
 	}
+}
+
+// next takes the request to run next off the queue: the oldest of a
+// client with nothing running, so that one client's burst cannot hold
+// every worker while another waits; else the oldest. s.mu is held and the
+// queue is not empty.
+func (s *Server) next() *job {
+	i := slices.IndexFunc(s.queue, func(j *job) bool { return j.c.running == 0 })
+	i = max(i, 0)
+	j := s.queue[i]
+	s.queue = slices.Delete(s.queue, i, i+1)
+	return j
 }
 
 // run does one request. A panic in the completer is a bug, but one that

@@ -17,7 +17,8 @@ type Status struct {
 	Uptime     time.Duration `json:"uptime_ns"`
 	Clients    int           `json:"clients"`     // connected clients (status queries not counted)
 	Queued     int           `json:"queued"`      // requests waiting
-	Running    bool          `json:"running"`     // whether a request is running now
+	Running    int           `json:"running"`     // requests being denoised now
+	Workers    int           `json:"workers"`     // requests that may run at once
 	QueueLimit int           `json:"queue_limit"` // waiting requests beyond which new ones are refused
 	Served     uint64        `json:"served"`      // requests answered with a result
 	Failed     uint64        `json:"failed"`      // requests answered with an error
@@ -41,7 +42,8 @@ func (s *Server) Status() Status {
 		Uptime:     time.Since(s.started),
 		Clients:    s.clients,
 		Queued:     len(s.queue),
-		Running:    s.running != nil,
+		Running:    s.running,
+		Workers:    s.Workers,
 		QueueLimit: s.Queue,
 		Served:     s.served,
 		Failed:     s.failed,

@@ -79,6 +79,7 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	s := &engine.Server{
 		Completer: eng,
 		Model:     o.Model,
+		Workers:   eng.Options().MaxBatch,
 		Queue:     *queue,
 		Idle:      *idle,
 		Logger:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
@@ -126,11 +127,7 @@ func runEngineStatus(ctx context.Context, args []string, stdout, stderr io.Write
 	fmt.Fprintf(stdout, "socket    %s\n", path)
 	fmt.Fprintf(stdout, "process   pid %d, up %v, %.1f MiB resident\n", st.PID, st.Uptime.Round(time.Second), float64(st.RSS)/(1<<20))
 	fmt.Fprintf(stdout, "clients   %d\n", st.Clients)
-	running := 0
-	if st.Running {
-		running = 1
-	}
-	fmt.Fprintf(stdout, "queue     %d running, %d waiting (limit %d)\n", running, st.Queued, st.QueueLimit)
+	fmt.Fprintf(stdout, "queue     %d running (batch of up to %d), %d waiting (limit %d)\n", st.Running, st.Workers, st.Queued, st.QueueLimit)
 	fmt.Fprintf(stdout, "requests  %d served, %d failed, %d canceled, %d rejected\n", st.Served, st.Failed, st.Canceled, st.Rejected)
 	if st.Recent > 0 {
 		fmt.Fprintf(stdout, "latency   p50 %v, p99 %v over the last %d\n", st.P50.Round(time.Microsecond), st.P99.Round(time.Microsecond), st.Recent)
