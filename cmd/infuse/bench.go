@@ -58,6 +58,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	debounce := fset.Duration("debounce", lsp.DefaultConfig().Debounce, "with --lsp: the server's debounce")
 	overLSP := fset.Bool("lsp", false, "replay typing through `infuse serve` over stdio and report completion latency as an editor sees it")
 	agreement := fset.Bool("agreement", false, "also decode every request exactly (no cache) and report how often the two agree")
+	editors := fset.String("editors", "", "simulate `N[,N...]` editors typing at once against one engine, with batching and without")
+	each := fset.Int("each", 8, "with --editors: completions per editor")
+	gap := fset.Duration("gap", 100*time.Millisecond, "with --editors: an editor's pause between a completion and its next request")
 	if err := fset.Parse(args); err != nil {
 		return err
 	}
@@ -80,6 +83,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reqs, err := benchRequests(files, root, *perFile, m)
 	if err != nil {
 		return err
+	}
+	if *editors != "" {
+		ns, err := parseEditors(*editors)
+		if err != nil {
+			return err
+		}
+		if *each < 1 || *gap < 0 {
+			return usageErr("--each must be positive and --gap not negative")
+		}
+		return benchLoad(ctx, *eo, reqs, ns, *each, *gap, *asJSON, stdout, stderr)
 	}
 	eng, err := loadCompleter(ctx, *eo)
 	if err != nil {

@@ -29,7 +29,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	debounce := fs.Duration("debounce", def.Debounce, "wait this long after a keystroke before running the model")
 	timeout := fs.Duration("timeout", def.Timeout, "deadline for one completion")
 	verbose := fs.Bool("v", false, "log debug detail to stderr")
-	shared := fs.Bool("shared-engine", false, "complete through one warm 'infuse engine' shared by every window, starting it if none runs (falls back to this process)")
+	shared := sharedFlag("auto")
+	fs.Var(&shared, "shared-engine", "complete through one warm 'infuse engine' shared by every window, starting it if none runs (falls back to this process): true, false, or auto (shared for a --model, in-process for the small embedded one)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -65,7 +66,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			o := *eo
 			o.Model, o.Device = model, device
 			o.Remote = remoteOptions{Engine: "local"} // a remote engine comes through LoadEngine
-			if *shared {
+			if shared.on(model) {
 				return sharedCompleter(ctx, o, logger)
 			}
 			return loadCompleter(ctx, o)
@@ -84,6 +85,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stderr, "infuse: serving LSP on %s\n", ln.Addr())
 	return serveTCP(ctx, ln, opts, logger)
+}
+
+// sharedFlag is --shared-engine: "true", "false" or "auto". A bare
+// --shared-engine means true.
+type sharedFlag string
+
+func (f *sharedFlag) String() string   { return string(*f) }
+func (f *sharedFlag) IsBoolFlag() bool { return true }
+
+func (f *sharedFlag) Set(s string) error {
+	switch s {
+	case "true", "false", "auto":
+		*f = sharedFlag(s)
+		return nil
+	}
+	return fmt.Errorf("want true, false or auto, not %q", s)
+}
+
+// on says whether a window completing with model uses the shared engine.
+// Auto shares a model named on the command line or in the settings (a
+// big one must not be loaded once per window) and loads the embedded
+// model, which takes a fraction of a second, in each window: no process
+// outlives the editor for it.
+func (f sharedFlag) on(model string) bool {
+	return f == "true" || (f == "auto" && model != "")
 }
 
 // loopbackDefault binds a bare port to the loopback interface: a language

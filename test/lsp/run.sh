@@ -25,6 +25,14 @@ fi
 
 node --test session.test.js
 
+# The real server, for what the stand-in cannot show: two servers sharing
+# one engine process.
+if [ -z "${INFUSE_BIN:-}" ]; then
+	(cd "$root" && go build -o "$tmp/infuse" ./cmd/infuse)
+	export INFUSE_BIN="$tmp/infuse"
+fi
+node --test shared_engine.test.js
+
 if command -v nvim >/dev/null; then
 	./nvim_test.sh
 else
