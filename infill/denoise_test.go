@@ -74,7 +74,7 @@ func newFake(c *canvas, middle []int32, strength func(q int) float32) *fakeNet {
 
 func runFake(t *testing.T, opts Options, c *canvas, f *fakeNet) (Figures, []commit) {
 	t.Helper()
-	opts, err := opts.withDefaults(0)
+	opts, err := opts.withDefaults(0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestCancelledContextStops(t *testing.T) {
 	f := newFake(c, []int32{5, 6, 7, 8}, func(int) float32 { return 1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	opts, _ := Options{}.withDefaults(0)
+	opts, _ := Options{}.withDefaults(0, 0)
 	var fig Figures
 	err := newDenoiser(f, fakeSpecial(true), opts).run(ctx, c, &fig)
 	if !errors.Is(err, context.Canceled) || fig.NFE != 0 {
@@ -333,7 +333,7 @@ func runDreamOn(t *testing.T, c *canvas, net *growNet) Figures {
 	t.Helper()
 	sp := fakeSpecial(true)
 	sp.expand = fExpand
-	opts, err := Options{Sampler: "dreamon"}.withDefaults(0)
+	opts, err := Options{Sampler: "dreamon"}.withDefaults(0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

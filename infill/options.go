@@ -11,7 +11,7 @@ type Options struct {
 	// "dreamon" (DreamOn's variable-length infilling, for checkpoints with
 	// an <|expand|> token: spans start short and grow or end early).
 	Sampler   string
-	Threshold float64 // τ of the threshold sampler (default 0.5)
+	Threshold float64 // τ of the threshold sampler (default: the model's, else 0.9)
 	// Steps is the number of denoising steps of the Dream and LLaDA
 	// schedules per request (default: one token per step).
 	Steps        int
@@ -44,7 +44,9 @@ var samplers = map[string]bool{
 	"dreamon": true,
 }
 
-func (o Options) withDefaults(maxPositions int) (Options, error) {
+// withDefaults fills in the zero fields for a model with maxPositions
+// positions (0: unknown) whose generation config chose τ (0: none).
+func (o Options) withDefaults(maxPositions int, tau float64) (Options, error) {
 	if o.Sampler == "" {
 		o.Sampler = "threshold"
 	}
@@ -52,7 +54,12 @@ func (o Options) withDefaults(maxPositions int) (Options, error) {
 		return o, fmt.Errorf("unknown sampler %q (threshold, entropy, maskgit_plus, topk_margin, origin, llada, dreamon)", o.Sampler)
 	}
 	if o.Threshold == 0 {
-		o.Threshold = 0.5 // measured on the default model: EM 4.2% at 2.33 tokens/pass (0.9: 3.8% at 1.12); Fast-dLLM used 0.9 on 7B models
+		// Fast-dLLM's τ for 7B models, unless the model says otherwise
+		// (the default model: 0.5, measured in its card).
+		o.Threshold = 0.9
+		if tau > 0 {
+			o.Threshold = tau
+		}
 	}
 	if o.Eps == 0 {
 		o.Eps = 1e-3

@@ -72,7 +72,14 @@ type Config struct {
 	Mask, EOS, Pad, BOS int32
 	// Expand is DreamOn's <|expand|>, which the sampler turns into two masks.
 	Expand int32
+
+	// Threshold is the threshold sampler's τ the model's authors chose:
+	// generation_config.json's "threshold" (Fast-dLLM's name), 0 if absent.
+	Threshold float64
 }
+
+// GenerationFile is a model directory's optional generation defaults.
+const GenerationFile = "generation_config.json"
 
 // ConfigFile is the name of a model directory's configuration.
 const ConfigFile = "config.json"
@@ -127,10 +134,39 @@ func ReadConfig(fsys fs.FS) (Config, error) {
 	if err := c.specialTokens(fsys, &j); err != nil {
 		return Config{}, err
 	}
+	if err := c.generation(fsys); err != nil {
+		return Config{}, err
+	}
 	if err := c.validate(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// generation reads the decoding defaults of generation_config.json that
+// infuse uses, if the file is there. Its other keys (Dream's alg, steps,
+// temperature) are chat settings, not infilling ones, and are left alone.
+func (c *Config) generation(fsys fs.FS) error {
+	data, err := fs.ReadFile(fsys, GenerationFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var g struct {
+		Threshold *float64 `json:"threshold"`
+	}
+	if err := json.Unmarshal(data, &g); err != nil {
+		return fmt.Errorf("%s: %v", GenerationFile, err)
+	}
+	if g.Threshold != nil {
+		if *g.Threshold <= 0 || *g.Threshold > 1 {
+			return fmt.Errorf("%s: threshold %v outside (0,1]", GenerationFile, *g.Threshold)
+		}
+		c.Threshold = *g.Threshold
+	}
+	return nil
 }
 
 // qwen2Config reads the transformers Qwen2Config keys (also Dream's).

@@ -280,8 +280,8 @@ func TestLoadGGUFErrors(t *testing.T) {
 }
 
 func TestConvertErrors(t *testing.T) {
-	if err := ConvertToGGUF(ckpt("dream-f32"), &bytes.Buffer{}, gguf.Type(12)); err == nil || !strings.Contains(err.Error(), "cannot be written") {
-		t.Errorf("Q4_K: %v", err)
+	if err := ConvertToGGUF(ckpt("dream-f32"), &bytes.Buffer{}, gguf.Type(10)); err == nil || !strings.Contains(err.Error(), "cannot be written") {
+		t.Errorf("Q2_K: %v", err)
 	}
 	if err := ConvertToGGUF(filepath.Join(t.TempDir(), "none"), &bytes.Buffer{}, gguf.F32); err == nil {
 		t.Error("missing directory converted")

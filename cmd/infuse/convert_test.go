@@ -50,7 +50,7 @@ func TestConvertCommandErrors(t *testing.T) {
 	}{
 		{[]string{"convert"}, 2, "no model directory given"},
 		{[]string{"convert", testModel, "--to", "safetensors"}, 2, `--to "safetensors" is not supported`},
-		{[]string{"convert", testModel, "--type", "q4_k"}, 2, `tensor type "q4_k" is not supported`},
+		{[]string{"convert", testModel, "--type", "q2_k"}, 2, `tensor type "q2_k" is not supported`},
 		{[]string{"convert", testModel, "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"convert", filepath.Join(dir, "none"), "--out", filepath.Join(dir, "x.gguf")}, 1, "no such file or directory"},
 		{[]string{"convert", "../../runtime/testdata", "--out", filepath.Join(dir, "y.gguf")}, 1, "no config.json"},

@@ -4,9 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -44,7 +44,7 @@ func addEngineFlags(fs *flag.FlagSet) *engineOptions {
 	fs.StringVar(&o.Model, "model", "", "model directory (Hugging Face layout); default: the embedded model")
 	fs.StringVar(&o.Device, "device", "auto", "cpu, cuda or auto")
 	fs.StringVar(&o.Infill.Sampler, "sampler", "", "threshold (default), entropy, maskgit_plus, topk_margin, origin, llada")
-	fs.Float64Var(&o.Infill.Threshold, "threshold", 0, "threshold sampler's confidence τ (default 0.5)")
+	fs.Float64Var(&o.Infill.Threshold, "threshold", 0, "threshold sampler's confidence τ (default: the model's generation_config.json, else 0.9)")
 	fs.IntVar(&o.Infill.Steps, "steps", 0, "denoising steps for the Dream/LLaDA schedules (default: one token per step)")
 	fs.IntVar(&o.Infill.BlockLength, "block-length", 0, "decode each span in blocks of this many tokens")
 	fs.Float64Var(&o.Infill.Temperature, "temperature", 0, "sampling temperature; 0 is greedy")
@@ -55,6 +55,7 @@ func addEngineFlags(fs *flag.FlagSet) *engineOptions {
 	fs.BoolVar(&o.Infill.Exact, "exact", false, "no context cache: a full forward pass at every step")
 	fs.IntVar(&o.Infill.RefreshEvery, "refresh", 0, "cached steps between full passes (default 4)")
 	fs.IntVar(&o.Infill.ContextTokens, "context", 0, "context budget in tokens (default: the model's trained length)")
+	fs.IntVar(&o.Infill.MaxBatch, "batch", 0, "requests denoised together, one forward pass a step for all (default 8)")
 	r := &o.Remote
 	fs.StringVar(&r.Engine, "engine", "local", "`ENGINE`: local (the in-process model), or a server's API: openai, ollama, llamacpp")
 	fs.StringVar(&r.URL, "engine-url", "", "the server's base or endpoint `URL` (with --engine openai|ollama|llamacpp)")
@@ -128,16 +129,30 @@ func loadEngine(ctx context.Context, o engineOptions) (*infill.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	var fsys fs.FS = os.DirFS(o.Model)
-	if o.Model == "" {
-		fsys = models.Default()
-	}
-	tok, err := tokenizer.LoadFS(fsys)
+	tok, err := loadModelTokenizer(o.Model)
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	return infill.NewEngine(m, tok, o.Infill)
+}
+
+// loadModelTokenizer loads the tokenizer of a model: the embedded default
+// model's for "", a directory's tokenizer files, and for a GGUF file the
+// tokenizer.json beside it if there is one, else the tokenizer the file
+// carries.
+func loadModelTokenizer(model string) (*tokenizer.Tokenizer, error) {
+	if model == "" {
+		return tokenizer.LoadFS(models.Default())
+	}
+	if st, err := os.Stat(model); err == nil && !st.IsDir() && runtime.IsGGUF(model) {
+		dir := filepath.Dir(model)
+		if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err == nil {
+			return tokenizer.LoadFS(os.DirFS(dir))
+		}
+		return runtime.LoadGGUFTokenizer(model)
+	}
+	return tokenizer.LoadFS(os.DirFS(model))
 }
 
 // loadCompleter is how the language server and the completing commands get

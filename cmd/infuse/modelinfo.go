@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/infuse-lsp/infuse/runtime"
+	"github.com/infuse-lsp/infuse/runtime/gguf"
 )
 
 func init() {
@@ -49,11 +50,34 @@ func runModelInfo(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	writeInfo(stdout, dir, info)
+	var extra [][2]string
+	if runtime.IsGGUF(dir) {
+		extra = append(extra, [2]string{"tokenizer", ggufTokenizerSummary(dir)})
+	}
+	writeInfo(stdout, dir, info, extra...)
 	return nil
 }
 
-func writeInfo(w io.Writer, dir string, info *runtime.Info) {
+// ggufTokenizerSummary says whether a GGUF file carries a tokenizer, and
+// which: the one loadModelTokenizer would use when no tokenizer.json is
+// beside the file.
+func ggufTokenizerSummary(path string) string {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	if !runtime.HasGGUFTokenizer(f) {
+		return "none in the file"
+	}
+	model, _ := f.Value("tokenizer.ggml.model")
+	pre, _ := f.Value("tokenizer.ggml.pre")
+	tokens, _ := f.Value("tokenizer.ggml.tokens")
+	toks, _ := tokens.([]string)
+	return fmt.Sprintf("in the file: %v, pre-tokenizer %v, %d tokens", model, pre, len(toks))
+}
+
+func writeInfo(w io.Writer, dir string, info *runtime.Info, extra ...[2]string) {
 	c := info.Config
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
@@ -94,6 +118,9 @@ func writeInfo(w io.Writer, dir string, info *runtime.Info) {
 	row("pad", "%s", tokenID(c.Pad))
 	row("bos", "%s", tokenID(c.BOS))
 	row("expand", "%s", tokenID(c.Expand))
+	for _, e := range extra {
+		row(e[0], "%s", e[1])
+	}
 	tw.Flush()
 }
 

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/infuse-lsp/infuse/runtime"
 	"github.com/infuse-lsp/infuse/runtime/tokenizer"
 )
 
@@ -20,8 +21,8 @@ func init() {
 
 func runTokenize(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("tokenize", stderr)
-	tokPath := fs.String("tokenizer", "", "`FILE`: a tokenizer.json, or a model directory")
-	model := fs.String("model", "", "model `DIR` whose tokenizer to use (same as --tokenizer DIR)")
+	tokPath := fs.String("tokenizer", "", "`FILE`: a tokenizer.json, a model directory or a GGUF file")
+	model := fs.String("model", "", "model `DIR` (or GGUF file) whose tokenizer to use (same as --tokenizer DIR)")
 	decode := fs.Bool("decode", false, "read token ids (separated by spaces, newlines or commas) and print their text")
 	ordinary := fs.Bool("ordinary", false, "do not match added and special tokens written in the text")
 	in := fs.String("in", "", "read `FILE` instead of stdin")
@@ -90,14 +91,17 @@ func runTokenize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return w.Flush()
 }
 
-// loadTokenizer reads a tokenizer.json, or the tokenizer of a model
-// directory.
+// loadTokenizer reads a tokenizer.json, the tokenizer of a model
+// directory, or that of a GGUF file as the engine would load it.
 func loadTokenizer(path string) (*tokenizer.Tokenizer, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	if !st.IsDir() {
+		if runtime.IsGGUF(path) {
+			return loadModelTokenizer(path)
+		}
 		return tokenizer.Load(path)
 	}
 	tok, err := tokenizer.LoadFS(os.DirFS(path))

@@ -8,8 +8,9 @@
 // relative to the data section, which starts at the first multiple of
 // general.alignment (default 32) after the tensor descriptions.
 //
-// Tensors of type F32, F16, BF16 and Q8_0 can be read as float32; the other
-// ggml types are described (and the common ones bounds-checked) but not decoded.
+// Tensors of type F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K can be
+// read as float32 and written; the other ggml types are described (and the
+// common ones bounds-checked) but not decoded.
 package gguf
 
 import (
@@ -98,9 +99,9 @@ var typeInfo = map[Type]struct {
 	elems, bytes int
 }{
 	F32: {"F32", 1, 4}, F16: {"F16", 1, 2}, BF16: {"BF16", 1, 2}, Q8_0: {"Q8_0", q8Block, q8BlockBytes},
-	2: {"Q4_0", 32, 18}, 3: {"Q4_1", 32, 20}, 6: {"Q5_0", 32, 22}, 7: {"Q5_1", 32, 24}, 9: {"Q8_1", 32, 36},
-	10: {"Q2_K", 256, 84}, 11: {"Q3_K", 256, 110}, 12: {"Q4_K", 256, 144}, 13: {"Q5_K", 256, 176},
-	14: {"Q6_K", 256, 210}, 15: {"Q8_K", 256, 292},
+	Q4_0: {"Q4_0", 32, 18}, 3: {"Q4_1", 32, 20}, 6: {"Q5_0", 32, 22}, 7: {"Q5_1", 32, 24}, 9: {"Q8_1", 32, 36},
+	10: {"Q2_K", 256, 84}, 11: {"Q3_K", 256, 110}, Q4_K: {"Q4_K", 256, 144}, Q5_K: {"Q5_K", 256, 176},
+	Q6_K: {"Q6_K", 256, 210}, 15: {"Q8_K", 256, 292},
 	24: {"I8", 1, 1}, 25: {"I16", 1, 2}, 26: {"I32", 1, 4}, 27: {"I64", 1, 8}, 28: {"F64", 1, 8},
 }
 
@@ -113,12 +114,12 @@ func (t Type) String() string {
 
 // ParseType reads a type name as written by String, in either case.
 func ParseType(s string) (Type, error) {
-	for _, t := range []Type{F32, F16, BF16, Q8_0} {
+	for _, t := range supported {
 		if strings.EqualFold(s, t.String()) {
 			return t, nil
 		}
 	}
-	return 0, fmt.Errorf("tensor type %q is not supported (want f32, f16, bf16 or q8_0)", s)
+	return 0, fmt.Errorf("tensor type %q is not supported (want f32, f16, bf16, q8_0, q4_0, q4_k, q5_k or q6_k)", s)
 }
 
 // Q8_0 stores blocks of 32 values as a float16 scale d and 32 int8 q, the
@@ -135,11 +136,14 @@ func (t Type) layout() (elems, bytes int, ok bool) {
 	return i.elems, i.bytes, ok
 }
 
+// supported lists the types that can be read as float32 and written.
+var supported = []Type{F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K}
+
 // Supported reports whether tensors of type t can be read as float32 and
-// written: F32, F16, BF16 and Q8_0.
+// written: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K.
 func (t Type) Supported() bool {
 	switch t {
-	case F32, F16, BF16, Q8_0:
+	case F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K:
 		return true
 	}
 	return false

@@ -53,10 +53,10 @@ func sample(t testing.TB) ([]byte, map[string][]float32) {
 		"q8":   ramp(3*64, 0.5),
 	}
 	ts := []WriteTensor{
-		{"f32", []int{2, 3}, F32, constData(vals["f32"])},
-		{"f16", []int{4, 2}, F16, constData(vals["f16"])},
-		{"bf16", []int{5}, BF16, constData(vals["bf16"])},
-		{"q8", []int{3, 64}, Q8_0, constData(vals["q8"])},
+		{Name: "f32", Shape: []int{2, 3}, Type: F32, Data: constData(vals["f32"])},
+		{Name: "f16", Shape: []int{4, 2}, Type: F16, Data: constData(vals["f16"])},
+		{Name: "bf16", Shape: []int{5}, Type: BF16, Data: constData(vals["bf16"])},
+		{Name: "q8", Shape: []int{3, 64}, Type: Q8_0, Data: constData(vals["q8"])},
 	}
 	return encodeFile(t, allValues, ts), vals
 }
@@ -127,7 +127,7 @@ func TestQ8Exact(t *testing.T) {
 		v[i] = float32(i*8 - 127)
 	}
 	v[31] = 127
-	data := encodeFile(t, nil, []WriteTensor{{"q", []int{32}, Q8_0, constData(v)}})
+	data := encodeFile(t, nil, []WriteTensor{{Name: "q", Shape: []int{32}, Type: Q8_0, Data: constData(v)}})
 	f, err := Parse("q", data)
 	if err != nil {
 		t.Fatal(err)
@@ -146,8 +146,8 @@ func TestQ8Exact(t *testing.T) {
 func TestAlignment(t *testing.T) {
 	md := []KV{{KeyAlignment, uint32(64)}}
 	data := encodeFile(t, md, []WriteTensor{
-		{"a", []int{3}, F32, constData([]float32{1, 2, 3})},
-		{"b", []int{1}, F32, constData([]float32{4})},
+		{Name: "a", Shape: []int{3}, Type: F32, Data: constData([]float32{1, 2, 3})},
+		{Name: "b", Shape: []int{1}, Type: F32, Data: constData([]float32{4})},
 	})
 	f, err := Parse("a", data)
 	if err != nil {
@@ -279,29 +279,29 @@ func TestTruncated(t *testing.T) {
 }
 
 func TestUnsupportedType(t *testing.T) {
-	// A Q4_K tensor (type 12, 144 bytes per 256 values) is bounds-checked
+	// A Q2_K tensor (type 10, 84 bytes per 256 values) is bounds-checked
 	// and described but cannot be decoded; type 99 is only described.
 	info := func(name string, typ uint32) []any {
 		return cat(gstr(name), []any{uint32(1), uint64(256), typ, uint64(0)})
 	}
-	data := header(cat([]any{"GGUF", uint32(3), uint64(2), uint64(0)}, info("q", 12), info("x", 99))...)
-	data = append(data, make([]byte, int(alignUp(uint64(len(data)), DefaultAlignment))-len(data)+144)...)
-	f, err := Parse("q4k", data)
+	data := header(cat([]any{"GGUF", uint32(3), uint64(2), uint64(0)}, info("q", 10), info("x", 99))...)
+	data = append(data, make([]byte, int(alignUp(uint64(len(data)), DefaultAlignment))-len(data)+84)...)
+	f, err := Parse("q2k", data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q := f.Tensors[0]; len(q.Bytes()) != 144 || q.Type.String() != "Q4_K" {
+	if q := f.Tensors[0]; len(q.Bytes()) != 84 || q.Type.String() != "Q2_K" {
 		t.Errorf("q: %d bytes, type %s", len(q.Bytes()), q.Type)
 	}
-	for i, want := range []string{"Q4_K", "ggml_type(99)"} {
+	for i, want := range []string{"Q2_K", "ggml_type(99)"} {
 		_, err = f.Tensors[i].Float32()
 		if err == nil || !strings.Contains(err.Error(), "type "+want+" cannot be read") {
 			t.Errorf("%s: err = %v", f.Tensors[i].Name, err)
 		}
 	}
-	// Cut short, the Q4_K tensor no longer fits.
-	if _, err := Parse("q4k", data[:len(data)-1]); !errors.Is(err, errTruncated) {
-		t.Errorf("short Q4_K data: err = %v", err)
+	// Cut short, the Q2_K tensor no longer fits.
+	if _, err := Parse("q2k", data[:len(data)-1]); !errors.Is(err, errTruncated) {
+		t.Errorf("short Q2_K data: err = %v", err)
 	}
 }
 
@@ -316,12 +316,12 @@ func TestWriteErrors(t *testing.T) {
 		{"dup key", []KV{{"a", uint8(1)}, {"a", uint8(2)}}, nil, "given twice"},
 		{"go type", []KV{{"a", 3}}, nil, "no GGUF type"},
 		{"alignment", []KV{{KeyAlignment, uint32(3)}}, nil, "power of two"},
-		{"dup tensor", nil, []WriteTensor{{"t", []int{1}, F32, one}, {"t", []int{1}, F32, one}}, "given twice"},
-		{"type", nil, []WriteTensor{{"t", []int{1}, Type(12), one}}, "cannot be written"},
-		{"q8 row", nil, []WriteTensor{{"t", []int{2, 16}, Q8_0, one}}, "multiple of the Q8_0 block"},
-		{"shape", nil, []WriteTensor{{"t", []int{0}, F32, one}}, "below 1"},
-		{"count", nil, []WriteTensor{{"t", []int{2}, F32, one}}, "1 values for shape [2]"},
-		{"data", nil, []WriteTensor{{"t", []int{1}, F32, func() ([]float32, error) { return nil, errors.New("boom") }}}, "boom"},
+		{"dup tensor", nil, []WriteTensor{{Name: "t", Shape: []int{1}, Type: F32, Data: one}, {Name: "t", Shape: []int{1}, Type: F32, Data: one}}, "given twice"},
+		{"type", nil, []WriteTensor{{Name: "t", Shape: []int{1}, Type: Type(10), Data: one}}, "cannot be written"},
+		{"q8 row", nil, []WriteTensor{{Name: "t", Shape: []int{2, 16}, Type: Q8_0, Data: one}}, "multiple of the Q8_0 block"},
+		{"shape", nil, []WriteTensor{{Name: "t", Shape: []int{0}, Type: F32, Data: one}}, "below 1"},
+		{"count", nil, []WriteTensor{{Name: "t", Shape: []int{2}, Type: F32, Data: one}}, "1 values for shape [2]"},
+		{"data", nil, []WriteTensor{{Name: "t", Shape: []int{1}, Type: F32, Data: func() ([]float32, error) { return nil, errors.New("boom") }}}, "boom"},
 	}
 	for _, tc := range tests {
 		err := Write(&bytes.Buffer{}, tc.md, tc.ts)
@@ -332,13 +332,13 @@ func TestWriteErrors(t *testing.T) {
 }
 
 func TestParseType(t *testing.T) {
-	for _, s := range []string{"f32", "F16", "bf16", "Q8_0"} {
+	for _, s := range []string{"f32", "F16", "bf16", "Q8_0", "q4_0", "Q4_K", "q5_k", "q6_k"} {
 		if _, err := ParseType(s); err != nil {
 			t.Error(err)
 		}
 	}
-	if _, err := ParseType("q4_k"); err == nil {
-		t.Error("q4_k accepted")
+	if _, err := ParseType("q2_k"); err == nil {
+		t.Error("q2_k accepted")
 	}
 }
 
@@ -347,7 +347,12 @@ func FuzzRead(f *testing.F) {
 	f.Add(data)
 	f.Add(data[:len(data)/2])
 	f.Add(header("GGUF", uint32(3), uint64(0), uint64(0)))
-	f.Add(encodeFile(f, []KV{{KeyAlignment, uint32(8)}}, []WriteTensor{{"q", []int{64}, Q8_0, constData(ramp(64, 1))}}))
+	f.Add(encodeFile(f, []KV{{KeyAlignment, uint32(8)}}, []WriteTensor{{Name: "q", Shape: []int{64}, Type: Q8_0, Data: constData(ramp(64, 1))}}))
+	var ks []WriteTensor
+	for _, typ := range []Type{Q4_0, Q4_K, Q5_K, Q6_K} {
+		ks = append(ks, WriteTensor{Name: typ.String(), Shape: []int{256}, Type: typ, Data: constData(ramp(256, 0.1))})
+	}
+	f.Add(encodeFile(f, nil, ks))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := Parse("fuzz", data)
 		if err != nil {

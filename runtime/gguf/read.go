@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math"
 	"unsafe"
-
-	"github.com/infuse-lsp/infuse/runtime/safetensors"
 )
 
 // Limits on what a header may declare, so that a corrupt count cannot make
@@ -472,49 +470,23 @@ var littleEndian = func() bool {
 }()
 
 // Float32 returns the tensor as float32, converting F16 and BF16 and
-// dequantising Q8_0. An F32 tensor whose data is 4-byte aligned is returned
-// in place: the slice aliases the file, must not be modified, and is valid
-// until Close.
+// dequantising the block types. An F32 tensor whose data is 4-byte aligned
+// is returned in place: the slice aliases the file, must not be modified,
+// and is valid until Close.
 func (t *Tensor) Float32() ([]float32, error) {
 	if !t.Type.Supported() {
-		return nil, fmt.Errorf("tensor %s in %s: type %s cannot be read (F32, F16, BF16 and Q8_0 can)", t.Name, t.File, t.Type)
+		return nil, fmt.Errorf("tensor %s in %s: type %s cannot be read (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K can)", t.Name, t.File, t.Type)
 	}
 	if t.data == nil {
 		return nil, fmt.Errorf("tensor %s in %s: file is closed", t.Name, t.File)
 	}
-	n := t.Len()
 	d := t.data
-	switch t.Type {
-	case F32:
-		if littleEndian && uintptr(unsafe.Pointer(&d[0]))%4 == 0 {
-			return unsafe.Slice((*float32)(unsafe.Pointer(&d[0])), n), nil
-		}
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(d[4*i:]))
-		}
-		return out, nil
-	case F16:
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = safetensors.F16ToF32(binary.LittleEndian.Uint16(d[2*i:]))
-		}
-		return out, nil
-	case BF16:
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(d[2*i:])) << 16)
-		}
-		return out, nil
+	if t.Type == F32 && littleEndian && uintptr(unsafe.Pointer(&d[0]))%4 == 0 {
+		return unsafe.Slice((*float32)(unsafe.Pointer(&d[0])), t.Len()), nil
 	}
-	out := make([]float32, n)
-	for b := range n / q8Block {
-		blk := d[b*q8BlockBytes : (b+1)*q8BlockBytes]
-		scale := safetensors.F16ToF32(binary.LittleEndian.Uint16(blk))
-		dst := out[b*q8Block : (b+1)*q8Block]
-		for i, q := range blk[2:] {
-			dst[i] = scale * float32(int8(q))
-		}
+	out := make([]float32, t.Len())
+	if err := Dequantize(t.Type, d, out); err != nil {
+		return nil, fmt.Errorf("tensor %s in %s: %w", t.Name, t.File, err)
 	}
 	return out, nil
 }

@@ -17,10 +17,17 @@ type WriteTensor struct {
 	// Shape is outermost first, as PyTorch lists it; the file stores it
 	// reversed.
 	Shape []int
-	Type  Type
+	// Type is the storage type. A Q4_0 or K-type matrix whose rows are not
+	// a multiple of the type's block is stored as [Type.Fallback] gives,
+	// as llama.cpp's quantiser does; Q8_0 must fit.
+	Type Type
 	// Data returns the values, row-major in Shape. It is called once, when
 	// the tensor is written, so that a converter holds one tensor at a time.
 	Data func() ([]float32, error)
+	// Encoded, when not nil, is the tensor already stored as Type (the
+	// bytes of another file's tensor, say); Data is then not called and
+	// Type does not fall back.
+	Encoded []byte
 }
 
 // Write writes a GGUF version 3 file with the metadata, in order, and the
@@ -44,6 +51,7 @@ func Write(w io.Writer, metadata []KV, tensors []WriteTensor) error {
 		}
 	}
 	sizes := make([]uint64, len(tensors))
+	types := make([]Type, len(tensors))
 	names := map[string]bool{}
 	for i, t := range tensors {
 		if names[t.Name] {
@@ -53,7 +61,12 @@ func Write(w io.Writer, metadata []KV, tensors []WriteTensor) error {
 		if len(t.Shape) == 0 || len(t.Shape) > maxDims {
 			return fmt.Errorf("gguf: tensor %s: %d dimensions (want 1 to %d)", t.Name, len(t.Shape), maxDims)
 		}
-		info := Tensor{Name: t.Name, Type: t.Type, Dims: dims(t.Shape)}
+		typ := t.Type
+		if typ != Q8_0 && t.Encoded == nil {
+			typ = typ.Fallback(t.Shape[len(t.Shape)-1])
+		}
+		types[i] = typ
+		info := Tensor{Name: t.Name, Type: typ, Dims: dims(t.Shape)}
 		if !t.Type.Supported() {
 			return fmt.Errorf("gguf: tensor %s: type %s cannot be written", t.Name, t.Type)
 		}
@@ -88,13 +101,21 @@ func Write(w io.Writer, metadata []KV, tensors []WriteTensor) error {
 		for _, d := range dims(t.Shape) {
 			e.u64(d)
 		}
-		e.u32(uint32(t.Type))
+		e.u32(uint32(types[i]))
 		e.u64(off)
 		off = alignUp(off+sizes[i], align)
 	}
 	e.pad(align)
 	var buf []byte
 	for i, t := range tensors {
+		if t.Encoded != nil {
+			if uint64(len(t.Encoded)) != sizes[i] {
+				return fmt.Errorf("gguf: tensor %s: %d encoded bytes, want %d for %s %v", t.Name, len(t.Encoded), sizes[i], t.Type, t.Shape)
+			}
+			e.raw(t.Encoded)
+			e.pad(align)
+			continue
+		}
 		v, err := t.Data()
 		if err != nil {
 			return fmt.Errorf("gguf: tensor %s: %w", t.Name, err)
@@ -102,7 +123,7 @@ func Write(w io.Writer, metadata []KV, tensors []WriteTensor) error {
 		if n := (&Tensor{Dims: dims(t.Shape)}).Len(); len(v) != n {
 			return fmt.Errorf("gguf: tensor %s: %d values for shape %v (%d elements)", t.Name, len(v), t.Shape, n)
 		}
-		buf = encode(buf[:0], t.Type, v)
+		buf = encode(buf[:0], types[i], v)
 		if uint64(len(buf)) != sizes[i] {
 			return fmt.Errorf("gguf: tensor %s: encoded %d bytes, want %d", t.Name, len(buf), sizes[i])
 		}
@@ -141,9 +162,10 @@ func encode(b []byte, t Type, v []float32) []byte {
 		for _, x := range v {
 			b = binary.LittleEndian.AppendUint16(b, safetensors.F32ToBF16(x))
 		}
-	case Q8_0:
-		for blk := range slices.Chunk(v, q8Block) {
-			b = quantizeQ8(b, blk)
+	default:
+		q := quantizers[t]
+		for blk := range slices.Chunk(v, t.BlockSize()) {
+			b = q(b, blk)
 		}
 	}
 	return b
