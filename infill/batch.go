@@ -2,6 +2,7 @@ package infill
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -32,7 +33,8 @@ type scheduler struct {
 	items  []runtime.LogitRows
 	jobs   []*job // planned this step, in the order of passes
 	logits []float32
-	steps  int // batched passes run
+	steps  int    // batched passes run
+	onStep func() // tests: called at the start of every step
 }
 
 // flight is one request in the scheduler.
@@ -43,6 +45,7 @@ type flight struct {
 	passes   int     // batched passes that advanced one of its canvases
 	lastStep int     // the scheduler's step that last did
 	err      error
+	ended    bool          // end has run
 	done     chan struct{} // closed when fig and err are final
 }
 
@@ -115,8 +118,29 @@ func (s *scheduler) loop() {
 			return
 		}
 		s.mu.Unlock()
-		active = s.step(active)
+		active = s.safeStep(active)
 	}
+}
+
+// safeStep is step, but a panic in it (a bug, in the sampler or a
+// kernel) fails the requests in flight instead of ending the process,
+// which may be an engine serving every editor window.
+func (s *scheduler) safeStep(active []*flight) (kept []*flight) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		err := fmt.Errorf("internal error in the denoising loop: %v", p)
+		for _, f := range active {
+			if !f.ended {
+				f.err = err
+				s.end(f)
+			}
+		}
+		kept = nil
+	}()
+	return s.step(active)
 }
 
 // admit moves queued requests into the batch while it has room (a request
@@ -155,6 +179,9 @@ func (s *scheduler) admit(active []*flight) []*flight {
 // step runs one denoising step of every active request and returns those
 // still in flight.
 func (s *scheduler) step(active []*flight) []*flight {
+	if s.onStep != nil {
+		s.onStep()
+	}
 	s.passes, s.items, s.jobs = s.passes[:0], s.items[:0], s.jobs[:0]
 	for _, f := range active {
 		if err := f.ctx.Err(); err != nil {
@@ -257,6 +284,7 @@ func (f *flight) finished() bool {
 
 // end answers f and takes back its States.
 func (s *scheduler) end(f *flight) {
+	f.ended = true
 	f.fig.NFE = f.passes
 	for _, j := range f.jobs {
 		f.fig.Tokens += j.fig.Tokens

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -164,5 +165,28 @@ func waitIdle(t *testing.T, e *Engine) {
 			t.Fatal("the scheduler's loop did not end")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestPanicInLoopFailsRequests makes the loop panic at its third step: the
+// requests in flight get an error, and the engine serves the next one.
+func TestPanicInLoopFailsRequests(t *testing.T) {
+	reqs := batchRequests(t, 3)
+	e := defaultEngine(t, Options{})
+	steps := 0
+	e.sched.onStep = func() {
+		if steps++; steps == 3 {
+			panic("injected")
+		}
+	}
+	_, errs := submitTogether(t, e, reqs, nil)
+	for i, err := range errs {
+		if err == nil || !strings.Contains(err.Error(), "internal error in the denoising loop: injected") {
+			t.Errorf("request %d: %v, want the injected panic as an error", i, err)
+		}
+	}
+	waitIdle(t, e)
+	if _, err := e.Complete(context.Background(), reqs[0]); err != nil {
+		t.Errorf("after the panic: %v", err)
 	}
 }
