@@ -51,7 +51,22 @@ type Request struct {
 	Mode     Mode
 	// MaxTokens bounds the middle; 0 means the engine's default.
 	MaxTokens int
+
+	// Extra is context from other places: snippets of other open files,
+	// oldest first, the most relevant last. Engines that have a field for
+	// it (llama.cpp's /infill input_extra) send it; the others ignore it.
+	Extra []Snippet
 }
+
+// ---- Context from other files (see Request.Extra) ----
+
+// Snippet is a piece of another file given to the model as context.
+type Snippet struct {
+	Filename string `json:"filename"` // a path or name the model sees before Text
+	Text     string `json:"text"`
+}
+
+// ---- end of context from other files ----
 
 // Figures are what a completion cost; a user and a benchmark read them.
 type Figures struct {

@@ -130,6 +130,7 @@ func (s *Server) run(ctx context.Context, at site, mode infill.Mode, cfg Config,
 		Mode:      mode,
 		MaxTokens: cfg.MaxTokens,
 	}
+	req.Extra = s.extraFor(at, [2]int{len(at.before) - len(req.Prefix), len(at.before) + len(req.Suffix)}, cfg)
 	res, err := callEngine(s, ctx, func(ctx context.Context) (infill.Result, error) { return c.Complete(ctx, req) })
 	return res.Text, err
 }

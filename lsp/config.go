@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -44,6 +46,20 @@ type Config struct {
 	// Engine says what completes: the in-process model, or a serving
 	// engine over HTTP.
 	Engine Engine
+
+	// EngineURLs are the remote engine URLs the client's settings may
+	// name besides loopback ones and the URL the engine was given on the
+	// command line: each is an origin ("https://gpu.example.com:8000") or
+	// a URL whose path the engine URL must start with. Only the command
+	// line sets it (infuse serve --engine-allow-url); see allowedURL.
+	EngineURLs []string
+
+	// ExtraChunks and ExtraBytes bound the snippets of other open files
+	// sent with a completion (llama.cpp's input_extra; other engines take
+	// none): at most ExtraChunks chunks of up to 32 lines, ExtraBytes
+	// bytes in all. 0 sends none.
+	ExtraChunks int
+	ExtraBytes  int
 }
 
 // Engine names the completer: Kind "" or "local" is the in-process model
@@ -73,6 +89,8 @@ func DefaultConfig() Config {
 		PrefixChars: 4000,
 		SuffixChars: 1500,
 		HoleMarkers: []string{"/*?*/"},
+		ExtraChunks: 8,
+		ExtraBytes:  8 << 10,
 	}
 }
 
@@ -101,6 +119,8 @@ type settings struct {
 	SuffixChars *int            `json:"suffixChars"`
 	HoleMarkers []string        `json:"holeMarkers"`
 	Engine      *engineSettings `json:"engine"`
+	ExtraChunks *int            `json:"extraChunks"`
+	ExtraBytes  *int            `json:"extraBytes"`
 }
 
 // engineSettings is the JSON shape of the "engine" object.
@@ -188,13 +208,15 @@ func parseSettings(base Config, raw []byte) (Config, error) {
 	})
 	nonNegative("prefixChars", s.PrefixChars, func(v int) { c.PrefixChars = v })
 	nonNegative("suffixChars", s.SuffixChars, func(v int) { c.SuffixChars = v })
+	nonNegative("extraChunks", s.ExtraChunks, func(v int) { c.ExtraChunks = v })
+	nonNegative("extraBytes", s.ExtraBytes, func(v int) { c.ExtraBytes = v })
 	if s.HoleMarkers != nil {
 		markers := slices.DeleteFunc(slices.Clone(s.HoleMarkers), func(m string) bool { return strings.TrimSpace(m) == "" })
 		c.HoleMarkers = markers
 	}
 	if s.Engine != nil {
 		var err error
-		if c.Engine, err = overlayEngine(c.Engine, s.Engine); err != nil {
+		if c.Engine, err = overlayEngine(c.Engine, s.Engine, c.EngineURLs); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -218,8 +240,9 @@ func parseSettings(base Config, raw []byte) (Config, error) {
 
 // overlayEngine applies the "engine" object to e. A bad value leaves e as it
 // was: half of an engine change (a new kind with the old URL) would send the
-// code somewhere the user did not name.
-func overlayEngine(e Engine, s *engineSettings) (Engine, error) {
+// code somewhere the user did not name. A URL that is not e's own must pass
+// allowedURL.
+func overlayEngine(e Engine, s *engineSettings, allow []string) (Engine, error) {
 	next := e
 	set := func(dst *string, v *string) {
 		if v != nil {
@@ -245,6 +268,9 @@ func overlayEngine(e Engine, s *engineSettings) (Engine, error) {
 			errs = append(errs, fmt.Errorf("engine.kind %q: want local, openai, ollama or llamacpp", next.Kind))
 		} else if next.URL == "" {
 			errs = append(errs, fmt.Errorf("engine.kind %q needs engine.url", next.Kind))
+		} else if next.URL != e.URL && !allowedURL(next.URL, allow) {
+			errs = append(errs, fmt.Errorf("engine.url %q: settings may only name a server on this machine (localhost, 127.0.0.1, [::1]); "+
+				"give another server on the command line (infuse serve --engine-url, or --engine-allow-url to let settings choose it)", redactURL(next.URL)))
 		}
 	}
 	if next.KeyEnv != "" && next.KeyFile != "" {
@@ -268,4 +294,44 @@ func overlayEngine(e Engine, s *engineSettings) (Engine, error) {
 		return e, err
 	}
 	return next, nil
+}
+
+// allowedURL reports whether the client's settings may point the engine at
+// raw. Settings can come from the workspace (.vscode/settings.json,
+// .helix/languages.toml, a project's .nvim.lua): a repository the user
+// merely opened must not be able to send the code they edit to a server
+// of its choosing. So settings may name a loopback server (the code stays
+// on this machine), or a URL the command line allowed (allow: origins or
+// URL prefixes); the URL the engine was given on the command line needs no
+// permission, and the caller checks for it.
+func allowedURL(raw string, allow []string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return false
+	}
+	if host := u.Hostname(); host == "localhost" || net.ParseIP(host) != nil && net.ParseIP(host).IsLoopback() {
+		return true
+	}
+	for _, a := range allow {
+		p, err := url.Parse(strings.TrimSpace(a))
+		if err != nil || p.Host == "" {
+			continue
+		}
+		if !strings.EqualFold(p.Scheme, u.Scheme) || !strings.EqualFold(p.Host, u.Host) {
+			continue
+		}
+		prefix := strings.TrimRight(p.Path, "/")
+		if prefix == "" || u.Path == prefix || strings.HasPrefix(u.Path, prefix+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// redactURL is raw without any user:password part, for messages.
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return raw
 }

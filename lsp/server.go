@@ -83,6 +83,7 @@ type Server struct {
 	exitOnce sync.Once
 
 	engine engine
+	recent recentSpots // where the user worked lately, for context from other files (extra.go)
 
 	callsMu   sync.Mutex
 	calls     map[jsonrpc2.ID]context.CancelFunc // requests being handled, for $/cancelRequest

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 
 	"github.com/sourcegraph/conc"
@@ -29,6 +30,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	debounce := fs.Duration("debounce", def.Debounce, "wait this long after a keystroke before running the model")
 	timeout := fs.Duration("timeout", def.Timeout, "deadline for one completion")
 	verbose := fs.Bool("v", false, "log debug detail to stderr")
+	var allowURLs urlList
+	fs.Var(&allowURLs, "engine-allow-url", "a remote engine `URL` (or URL prefix) the editor's settings may switch to; repeat for more (settings may always name one on this machine)")
 	shared := sharedFlag("auto")
 	fs.Var(&shared, "shared-engine", "complete through one warm 'infuse engine' shared by every window, starting it if none runs (falls back to this process): true, false, or auto (shared for a --model, in-process for the small embedded one)")
 	if err := fs.Parse(args); err != nil {
@@ -53,6 +56,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageErr("--debounce must not be negative and --timeout must be positive")
 	}
 	cfg.Debounce, cfg.Timeout = *debounce, *timeout
+	cfg.EngineURLs = allowURLs
 
 	level := slog.LevelWarn
 	if *verbose {
@@ -85,6 +89,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stderr, "infuse: serving LSP on %s\n", ln.Addr())
 	return serveTCP(ctx, ln, opts, logger)
+}
+
+// urlList is a repeatable flag of URLs.
+type urlList []string
+
+func (l *urlList) String() string { return strings.Join(*l, ",") }
+
+func (l *urlList) Set(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("want an http(s) URL, not %q", s)
+	}
+	*l = append(*l, s)
+	return nil
 }
 
 // sharedFlag is --shared-engine: "true", "false" or "auto". A bare

@@ -10,17 +10,22 @@ import (
 )
 
 // llamaCpp is llama.cpp server's /infill: the server builds the model's
-// fill-in-the-middle prompt from input_prefix and input_suffix.
+// fill-in-the-middle prompt from input_prefix and input_suffix, with the
+// snippets of input_extra before them (as repository-level FIM: each chunk
+// under <|file_sep|>filename when the model has that token). When the
+// context is short the server keeps the last chunks, so the most relevant
+// snippet goes last.
 type llamaCpp struct{}
 
 type llamaCppRequest struct {
-	Model       string   `json:"model,omitempty"`
-	InputPrefix string   `json:"input_prefix"`
-	InputSuffix string   `json:"input_suffix"`
-	NPredict    int      `json:"n_predict"`
-	Temperature float64  `json:"temperature"`
-	Stream      bool     `json:"stream"`
-	Stop        []string `json:"stop,omitempty"`
+	Model       string           `json:"model,omitempty"`
+	InputPrefix string           `json:"input_prefix"`
+	InputSuffix string           `json:"input_suffix"`
+	InputExtra  []infill.Snippet `json:"input_extra,omitempty"`
+	NPredict    int              `json:"n_predict"`
+	Temperature float64          `json:"temperature"`
+	Stream      bool             `json:"stream"`
+	Stop        []string         `json:"stop,omitempty"`
 	// CachePrompt lets the server reuse the KV cache of the previous
 	// request's common prefix: consecutive keystrokes share most of it.
 	CachePrompt bool `json:"cache_prompt"`
@@ -40,7 +45,7 @@ func (llamaCpp) streamType() string { return "text/event-stream" }
 
 func (llamaCpp) request(cfg *Config, req infill.Request, single bool, n int) any {
 	r := llamaCppRequest{
-		Model: cfg.Model, InputPrefix: req.Prefix, InputSuffix: req.Suffix,
+		Model: cfg.Model, InputPrefix: req.Prefix, InputSuffix: req.Suffix, InputExtra: req.Extra,
 		NPredict: n, Temperature: cfg.Temperature, Stream: !cfg.NoStream, CachePrompt: true,
 	}
 	if single {

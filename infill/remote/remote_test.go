@@ -286,8 +286,48 @@ func TestLlamaCpp(t *testing.T) {
 			}
 			wantFields(t, got.body, map[string]any{
 				"input_prefix": prefix, "input_suffix": "}\n", "n_predict": 40, "stream": stream,
-				"cache_prompt": true, "temperature": 0, "stop": nil, "model": nil,
+				"cache_prompt": true, "temperature": 0, "stop": nil, "model": nil, "input_extra": nil,
 			})
+		})
+	}
+}
+
+// Snippets of other files travel as llama.cpp's input_extra, in order; the
+// other APIs have no field for them and send nothing of them.
+func TestInputExtra(t *testing.T) {
+	extra := []infill.Snippet{
+		{Filename: "/src/util.go", Text: "func clamp(x, lo, hi int) int {\n"},
+		{Filename: "/src/types.go", Text: "type Point struct{ X, Y int }\n"},
+	}
+	for _, api := range []API{LlamaCpp, OpenAI, Ollama} {
+		t.Run(string(api), func(t *testing.T) {
+			srv, calls := server(t, func(w http.ResponseWriter, r *http.Request, n int) {
+				switch api {
+				case OpenAI:
+					jsonAnswer(w, `{"choices":[{"text":"p.X","index":0}]}`)
+				case Ollama:
+					jsonAnswer(w, `{"response":"p.X","done":true}`)
+				case LlamaCpp:
+					jsonAnswer(w, `{"content":"p.X","stop":true}`)
+				}
+			})
+			c := client(t, Config{API: api, URL: srv.URL, Model: "m", NoStream: true})
+			if _, err := c.Complete(context.Background(), infill.Request{Prefix: "x := ", Suffix: "\n", Extra: extra}); err != nil {
+				t.Fatal(err)
+			}
+			body := calls()[0].body
+			if api != LlamaCpp {
+				for k, v := range body {
+					if s, _ := json.Marshal(v); strings.Contains(string(s), "clamp") {
+						t.Errorf("field %q carries a snippet: %s", k, s)
+					}
+				}
+				return
+			}
+			wantFields(t, body, map[string]any{"input_extra": []map[string]string{
+				{"filename": "/src/util.go", "text": "func clamp(x, lo, hi int) int {\n"},
+				{"filename": "/src/types.go", "text": "type Point struct{ X, Y int }\n"},
+			}, "input_prefix": "x := "})
 		})
 	}
 }
