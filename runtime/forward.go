@@ -270,7 +270,7 @@ func (w *work) forward(ctx context.Context, passes []Pass) error {
 		}
 		// x = embed_tokens(tokens)
 		for i, t := range p.Tokens[p.Lo:p.Hi] {
-			copy(w.x[(m+i)*h:(m+i+1)*h], wt.Embed[int(t)*h:])
+			w.m.embedRow(w.x[(m+i)*h:(m+i+1)*h], t)
 		}
 		w.segs = append(w.segs, segment{s: s, row0: m, rows: p.Hi - p.Lo, lo: p.Lo, n: len(p.Tokens)})
 		m += p.Hi - p.Lo

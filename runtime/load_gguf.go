@@ -69,9 +69,10 @@ func ggufArch(f Family) string {
 	return "dream"
 }
 
-// LoadGGUF loads a model from a GGUF file. Every tensor is converted to
-// float32 at load (F16, BF16 and Q8_0 dequantised), after which the file
-// is closed.
+// LoadGGUF loads a model from a GGUF file, after which the file is
+// closed. Matrices stored as BF16, F16, Q8_0 or Q4_K are packed in that type
+// and computed in it (see cpu.Linear); the rest, and the embedding, norms
+// and biases, are converted to float32.
 func LoadGGUF(path string) (*Model, error) {
 	m, err := loadGGUF(path)
 	if err != nil {
@@ -98,13 +99,36 @@ func loadGGUF(path string) (*Model, error) {
 	// the model holds an empty safetensors set because Forward reads a nil
 	// set as a closed model.
 	m := &Model{Config: cfg, info: info, weights: new(safetensors.Set)}
+	low := lowTensors{}
 	for _, s := range cfg.specs(&m.Weights) {
 		t, _ := f.Tensor(ggufName(s.name))
+		perm := cfg.ropePermutation(t.Name)
+		if kind := ggufLowKind(t.Type); packStored && kind != 0 && len(s.shape) == 2 {
+			// Kept as stored and packed below, while the file is open;
+			// rows are whole blocks, so the permutation moves bytes.
+			raw := t.Bytes()
+			if kind == lowGGML {
+				raw = nil // read through f32
+			} else if perm != 0 {
+				raw = permuteRope(raw, perm, len(raw)/s.shape[0], true)
+			}
+			f32 := func() ([]float32, error) {
+				v, err := t.Float32()
+				if err != nil || perm == 0 {
+					return v, err
+				}
+				return permuteRope(v, perm, len(v)/s.shape[0], true), nil
+			}
+			low[s.dst] = &lowTensor{kind: kind, raw: raw, rows: s.shape[0], cols: s.shape[1], f32: f32}
+			if s.dst != &m.Weights.Embed || !embedF32 {
+				continue
+			}
+		}
 		v, err := t.Float32()
 		if err != nil {
 			return nil, err
 		}
-		if perm := cfg.ropePermutation(t.Name); perm != 0 {
+		if perm != 0 {
 			v = permuteRope(v, perm, len(v)/s.shape[0], true)
 		} else if t.Type == gguf.F32 {
 			v = slices.Clone(v) // the file is closed below
@@ -113,9 +137,32 @@ func loadGGUF(path string) (*Model, error) {
 	}
 	if cfg.TiedHead {
 		m.Weights.Head = m.Weights.Embed
+		low[&m.Weights.Head] = low[&m.Weights.Embed]
 	}
-	m.pack()
+	if err := m.pack(low); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// ggufLowKind is the packed type a matrix of GGUF type t is computed in:
+// its own for BF16, F16, Q8_0 and Q4_K, Q8_0 for the other block types
+// (lowGGML), float32 (0) for F32.
+func ggufLowKind(t gguf.Type) lowKind {
+	switch t {
+	case gguf.BF16:
+		return lowBF16
+	case gguf.F16:
+		return lowF16
+	case gguf.Q8_0:
+		return lowQ8_0
+	case gguf.Q4_K:
+		return lowQ4K
+	}
+	if t.BlockSize() > 1 {
+		return lowGGML
+	}
+	return 0
 }
 
 // InspectGGUF reads a GGUF file's metadata and tensor descriptions and
@@ -462,9 +509,11 @@ func (c *Config) ropePermutation(gguf string) int {
 // permuteRope reorders the rows (of cols values each) within each of heads
 // heads: forward moves row j·D/2+i of a head of D rows to row 2i+j, as
 // llama.cpp's LLaDA converter does, so that rotating adjacent pairs equals
-// rotating the two halves; inverse undoes it. It returns a new slice.
-func permuteRope(v []float32, heads, cols int, inverse bool) []float32 {
-	out := make([]float32, len(v))
+// rotating the two halves; inverse undoes it. It returns a new slice. A
+// row of a quantized tensor is whole blocks, so the same works on its
+// bytes with cols the bytes per row.
+func permuteRope[T any](v []T, heads, cols int, inverse bool) []T {
+	out := make([]T, len(v))
 	rows := len(v) / cols
 	d := rows / heads
 	half := d / 2

@@ -9,6 +9,7 @@ package runtime
 import (
 	"github.com/infuse-lsp/infuse/kernels/cpu"
 
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,7 +24,10 @@ import (
 
 // Weights are the network's parameters as float32, row-major, laid out as
 // PyTorch's nn.Linear stores them: [out, in]. Slices may alias a
-// memory-mapped file and must not be written.
+// memory-mapped file and must not be written. A matrix stored as BF16,
+// F16 or in a ggml block type (Q8_0, Q4_K, ...) is packed from the file's
+// bytes, to be computed in that type (see packedWeights), and its slice
+// here is nil; the embedding, norms and biases are always present.
 type Weights struct {
 	Embed  []float32 // [Vocab, Hidden]
 	Layers []Layer
@@ -277,10 +281,20 @@ func inspect(cfg Config, set *safetensors.Set) (*Info, error) {
 	return info, nil
 }
 
-// convert fills m.Weights from the checked files.
+// convert fills m.Weights from the checked files. BF16 and F16 matrices
+// stay 16-bit: they are packed from the file's bytes and their Weights
+// slices are left nil (the embedding, row-looked-up, is converted
+// regardless).
 func (m *Model) convert() error {
+	low := lowTensors{}
 	for _, s := range m.Config.specs(&m.Weights) {
 		t, _ := m.weights.Tensor(s.name)
+		if kind := stLowKind(t.DType); packStored && len(s.shape) == 2 && kind != 0 {
+			low[s.dst] = &lowTensor{kind: kind, raw: t.Bytes(), rows: s.shape[0], cols: s.shape[1], f32: t.Float32}
+			if s.dst != &m.Weights.Embed || !embedF32 {
+				continue
+			}
+		}
 		v, err := t.Float32()
 		if err != nil {
 			return err
@@ -289,36 +303,111 @@ func (m *Model) convert() error {
 	}
 	if m.Config.TiedHead {
 		m.Weights.Head = m.Weights.Embed
+		low[&m.Weights.Head] = low[&m.Weights.Embed]
 	}
-	m.pack()
-	return nil
+	return m.pack(low)
 }
 
+// packStored says to keep matrices in their stored type; tests turn it off
+// for a float32 reference of the same weights.
+var packStored = true
+
+// embedF32 says to convert a low-precision embedding to float32 in
+// Weights.Embed. Off, the embedding stays packed (for a tied head, as the
+// head itself) and Model.embedRow dequantizes the rows a pass looks up:
+// for Qwen2.5-0.5B that saves 544 MB of float32. Tests turn it on for a
+// reference.
+var embedF32 = false
+
+// lowKind is a stored type that a matrix is packed in as it is, rather
+// than as float32.
+type lowKind int
+
+const (
+	lowBF16 lowKind = iota + 1
+	lowF16
+	lowQ8_0
+	lowQ4K
+	// lowGGML is another ggml block type (Q4_0, Q5_K, Q6_K, ...), with no
+	// kernel of its own: it is requantized to Q8_0 at load (see linear).
+	lowGGML
+)
+
+// format is the cpu package's name for k, or 0 for lowGGML.
+func (k lowKind) format() cpu.Format {
+	switch k {
+	case lowBF16:
+		return cpu.FormatBF16
+	case lowF16:
+		return cpu.FormatF16
+	case lowQ8_0:
+		return cpu.FormatQ8_0
+	case lowQ4K:
+		return cpu.FormatQ4K
+	}
+	return 0
+}
+
+// stLowKind is the packed type of a safetensors matrix of dtype d, or 0
+// for float32.
+func stLowKind(d safetensors.DType) lowKind {
+	switch d {
+	case safetensors.BF16:
+		return lowBF16
+	case safetensors.F16:
+		return lowF16
+	}
+	return 0
+}
+
+// lowTensor is a matrix as stored, for packing without widening it.
+type lowTensor struct {
+	kind       lowKind
+	raw        []byte // rows of whole blocks, in the file's byte order
+	rows, cols int
+	f32        func() ([]float32, error) // the tensor widened, when it cannot stay as stored
+}
+
+// lowTensors maps a Weights slice left nil to the tensor it stands for.
+type lowTensors map[*[]float32]*lowTensor
+
 // packedWeights holds every matrix of the network packed once, at load, in
-// the layout the matrix kernels read fastest. Projections that read the
-// same input are packed as one matrix, so that a layer makes one product
-// (and one fork-join across cores) for q, k and v, and one for gate and
-// up: their outputs lie side by side in each row, q|k|v and gate|up.
+// the layout the matrix kernels read fastest, and in the stored type where
+// the kernels have one (bf16, f16, Q8_0, Q4_K; see cpu.Linear). Projections that
+// read the same input are packed as one matrix, so that a layer makes one
+// product (and one fork-join across cores) for q, k and v, and one for gate
+// and up: their outputs lie side by side in each row, q|k|v and gate|up.
 type packedWeights struct {
 	layers []packedLayer
-	head   *cpu.Matrix
+	head   cpu.Linear
+	embed  cpu.Linear // the embedding, when Weights.Embed is nil
 }
 
 type packedLayer struct {
-	qkv, o, gateUp, down *cpu.Matrix
+	qkv, o, gateUp, down cpu.Linear
 	qkvBias              []float32 // q|k|v biases, or nil
 }
 
-func (m *Model) pack() {
+func (m *Model) pack(low lowTensors) error {
 	c, w := &m.Config, &m.Weights
 	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 	m.packed.layers = make([]packedLayer, len(w.Layers))
-	for i, l := range w.Layers {
+	var err error
+	lin := func(cols int, parts ...*[]float32) cpu.Linear {
+		if err != nil {
+			return nil
+		}
+		var a cpu.Linear
+		a, err = low.linear(cols, parts...)
+		return a
+	}
+	for i := range w.Layers {
+		l := &w.Layers[i]
 		p := packedLayer{
-			qkv:    cpu.NewMatrix(slices.Concat(l.Q, l.K, l.V), qd+2*kvd, c.Hidden),
-			o:      cpu.NewMatrix(l.O, c.Hidden, qd),
-			gateUp: cpu.NewMatrix(slices.Concat(l.Gate, l.Up), 2*c.Intermediate, c.Hidden),
-			down:   cpu.NewMatrix(l.Down, c.Hidden, c.Intermediate),
+			qkv:    lin(c.Hidden, &l.Q, &l.K, &l.V),
+			o:      lin(qd, &l.O),
+			gateUp: lin(c.Hidden, &l.Gate, &l.Up),
+			down:   lin(c.Intermediate, &l.Down),
 		}
 		if l.QBias != nil || l.KBias != nil || l.VBias != nil {
 			p.qkvBias = make([]float32, qd+2*kvd)
@@ -328,7 +417,99 @@ func (m *Model) pack() {
 		}
 		m.packed.layers[i] = p
 	}
-	m.packed.head = cpu.NewMatrix(w.Head, c.Vocab, c.Hidden)
+	m.packed.head = lin(c.Hidden, &w.Head)
+	switch {
+	case w.Embed != nil:
+	case c.TiedHead:
+		m.packed.embed = m.packed.head
+	default:
+		m.packed.embed = lin(c.Hidden, &w.Embed)
+	}
+	return err
+}
+
+// embedRow writes the embedding of token tok, Hidden values, to dst: from
+// Weights.Embed, or dequantized from the packed embedding.
+func (m *Model) embedRow(dst []float32, tok int32) {
+	if e := m.Weights.Embed; e != nil {
+		h := m.Config.Hidden
+		copy(dst[:h], e[int(tok)*h:])
+		return
+	}
+	m.packed.embed.Row(dst, int(tok))
+}
+
+// linear packs the matrices parts, stacked by rows, each cols wide. Parts
+// all stored in one type that has a kernel stay in it; parts all stored in
+// ggml block types otherwise (as a Q4_K_M file's Q6_K head, or its Q4_K q
+// and k with a Q6_K v) become Q8_0; the rest are widened to float32, as is
+// everything on a machine without vector code for the type (cpu.Native):
+// there, widening once at load beats widening on every product.
+func (low lowTensors) linear(cols int, parts ...*[]float32) (cpu.Linear, error) {
+	first := low[parts[0]]
+	same := first != nil
+	rows := 0
+	for _, p := range parts {
+		if lt := low[p]; same && lt != nil && lt.kind == first.kind {
+			rows += lt.rows
+			continue
+		}
+		same = false
+	}
+	if same && cpu.Native(first.kind.format()) {
+		raw := first.raw
+		if len(parts) > 1 {
+			raw = nil
+			for _, p := range parts {
+				raw = append(raw, low[p].raw...)
+			}
+		}
+		switch first.kind {
+		case lowBF16, lowF16:
+			u := make([]uint16, len(raw)/2)
+			for i := range u {
+				u[i] = binary.LittleEndian.Uint16(raw[2*i:])
+			}
+			if first.kind == lowF16 {
+				return cpu.NewF16Matrix(u, rows, cols), nil
+			}
+			return cpu.NewBF16Matrix(u, rows, cols), nil
+		case lowQ8_0:
+			return cpu.NewQ8Matrix(raw, rows, cols), nil
+		case lowQ4K:
+			return cpu.NewQ4KMatrix(raw, rows, cols), nil
+		}
+	}
+	// Block-quantized parts without a kernel of their own, or of mixed
+	// types, stay quantized: as Q8_0, whose 1/254-of-a-block rounding is
+	// well below the 4- to 6-bit types' own error (and exact for Q4_0 and
+	// Q5_0, whose values are a scale times a small integer).
+	quant := cols%32 == 0 && cpu.Native(cpu.FormatQ8_0)
+	for _, p := range parts {
+		if lt := low[p]; lt == nil || lt.kind < lowQ8_0 {
+			quant = false
+		}
+	}
+	var all []float32
+	for _, p := range parts {
+		v := *p
+		if lt := low[p]; v == nil && lt != nil {
+			var err error
+			if v, err = lt.f32(); err != nil {
+				return nil, err
+			}
+		}
+		if len(parts) == 1 {
+			all = v // NewMatrix copies: no need for another
+			break
+		}
+		all = append(all, v...)
+	}
+	rows = len(all) / max(cols, 1)
+	if quant {
+		return cpu.NewQ8Matrix(cpu.QuantizeQ8(all, rows, cols), rows, cols), nil
+	}
+	return cpu.NewMatrix(all, rows, cols), nil
 }
 
 // String summarises the config in one line.

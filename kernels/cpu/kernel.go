@@ -29,7 +29,24 @@ type kernel struct {
 	rope     func(x, cos, sin []float32)                  // one head; len(x) = 2·len(cos)
 	argmax   func(x []float32) (float32, int)             // the maximum and its first index
 	expSums  func(x []float32, m float32) (z, zl float64) // Σ e^d, Σ e^d·d, d = max(x−m, −104)
+
+	// Low-precision weights (lowp.go), nil where the kernel family has no
+	// such code: products then widen each panel to float32 and use tile.
+	halfTile [2]halfTile // bf16, f16
+	q8Tile   qTile
+	q4kTile  qTile
+	// quantize writes blocks whole blocks of x as lowpJob.quantize does;
+	// nil on kernels without q8Tile.
+	quantize func(dst []byte, x []float32, blocks int, q8 bool)
 }
+
+// A halfTile is tile with b a panel of bfloat16 or IEEE half values.
+type halfTile func(mr, k int, a []float32, lda int, b []uint16, c []float32, ldc int, accum bool)
+
+// A qTile computes an mr×16 tile of C (+)= X·Wᵀ over blocks quantized
+// blocks of one 16-column strip w, x being mr rows (ldx bytes apart) of
+// quantized activations (see lowpJob.quantize).
+type qTile func(mr, blocks int, w, x []byte, ldx int, c []float32, ldc int, accum bool)
 
 // panelWidth is the number of output columns in one packed panel of a
 // Matrix and in one micro-kernel tile: two AVX-512 or four AVX2 vectors.

@@ -30,9 +30,20 @@ var (
 func available() []*kernel {
 	var ks []*kernel
 	if xcpu.X86.HasAVX512F {
+		// Word shifts and widenings of Z vectors need AVX512BW.
+		if xcpu.X86.HasAVX512BW {
+			avx512.halfTile = [2]halfTile{tileBF16, tileF16}
+			if xcpu.X86.HasAVX512VNNI {
+				avx512.q8Tile, avx512.q4kTile, avx512.quantize = tileQ8, tileQ4K, quantizeAVX512
+			}
+		}
 		ks = append(ks, avx512)
 	}
 	if xcpu.X86.HasAVX2 && xcpu.X86.HasFMA {
+		avx2.halfTile[0] = tileBF16y
+		if xcpu.X86.HasF16C {
+			avx2.halfTile[1] = tileF16y
+		}
 		ks = append(ks, avx2)
 	}
 	return append(ks, portable)
@@ -40,6 +51,62 @@ func available() []*kernel {
 
 func tile512(mr, k int, a []float32, lda int, b, c []float32, ldc int, accum bool) {
 	gemm512[mr-1](k, &a[0], lda, &b[0], &c[0], ldc, accum)
+}
+
+// The generated low-precision kernels, indexed by row count minus one.
+var (
+	gemmBF16 = [...]func(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool){
+		gemmbf16x1, gemmbf16x2, gemmbf16x3, gemmbf16x4, gemmbf16x5, gemmbf16x6,
+		gemmbf16x7, gemmbf16x8, gemmbf16x9, gemmbf16x10, gemmbf16x11, gemmbf16x12,
+	}
+	gemmF16 = [...]func(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool){
+		gemmf16x1, gemmf16x2, gemmf16x3, gemmf16x4, gemmf16x5, gemmf16x6,
+		gemmf16x7, gemmf16x8, gemmf16x9, gemmf16x10, gemmf16x11, gemmf16x12,
+	}
+	gemmBF16y = [...]func(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool){
+		gemmbf16y1, gemmbf16y2, gemmbf16y3,
+	}
+	gemmF16y = [...]func(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool){
+		gemmf16y1, gemmf16y2, gemmf16y3,
+	}
+	gemmQ8 = [maxQRows]func(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool){
+		gemmq8x1, gemmq8x2, gemmq8x3, gemmq8x4, gemmq8x5, gemmq8x6, gemmq8x7, gemmq8x8,
+	}
+	gemmQ4K = [maxQRows]func(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool){
+		gemmq4kx1, gemmq4kx2, gemmq4kx3, gemmq4kx4, gemmq4kx5, gemmq4kx6, gemmq4kx7, gemmq4kx8,
+	}
+)
+
+// The half-precision tiles have their family's float32 maxRows: the
+// driver plans with it.
+
+func tileBF16(mr, k int, a []float32, lda int, b []uint16, c []float32, ldc int, accum bool) {
+	gemmBF16[mr-1](k, &a[0], lda, &b[0], &c[0], ldc, accum)
+}
+
+func tileF16(mr, k int, a []float32, lda int, b []uint16, c []float32, ldc int, accum bool) {
+	gemmF16[mr-1](k, &a[0], lda, &b[0], &c[0], ldc, accum)
+}
+
+func tileBF16y(mr, k int, a []float32, lda int, b []uint16, c []float32, ldc int, accum bool) {
+	gemmBF16y[mr-1](k, &a[0], lda, &b[0], &c[0], ldc, accum)
+}
+
+func tileF16y(mr, k int, a []float32, lda int, b []uint16, c []float32, ldc int, accum bool) {
+	gemmF16y[mr-1](k, &a[0], lda, &b[0], &c[0], ldc, accum)
+}
+
+func tileQ8(mr, blocks int, w, x []byte, ldx int, c []float32, ldc int, accum bool) {
+	gemmQ8[mr-1](blocks, &w[0], &x[0], ldx, &c[0], ldc, accum)
+}
+
+func tileQ4K(mr, blocks int, w, x []byte, ldx int, c []float32, ldc int, accum bool) {
+	gemmQ4K[mr-1](blocks, &w[0], &x[0], ldx, &c[0], ldc, accum)
+}
+
+func quantizeAVX512(dst []byte, x []float32, blocks int, q8 bool) {
+	_, _ = x[blocks*actBlock-1], dst[blocks*actBytes-1]
+	quantizeQ512(&x[0], blocks, &dst[0], q8)
 }
 
 func tile256(mr, k int, a []float32, lda int, b, c []float32, ldc int, accum bool) {

@@ -79,6 +79,241 @@ func gemm256x2(k int, a *float32, lda int, b *float32, c *float32, ldc int, accu
 //go:noescape
 func gemm256x3(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum bool)
 
+// gemmbf16x1 computes a tile of C (+)= A·B of 1 rows and 32 columns with AVX-512, B a panel of bf16.
+//
+//go:noescape
+func gemmbf16x1(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmbf16x2 computes a tile of C (+)= A·B of 2 rows and 32 columns with AVX-512, B a panel of bf16.
+//
+//go:noescape
+func gemmbf16x2(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmbf16x3 computes a tile of C (+)= A·B of 3 rows and 32 columns with AVX-512, B a panel of bf16.
+//
+//go:noescape
+func gemmbf16x3(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmbf16x4 computes a tile of C (+)= A·B of 4 rows and 32 columns with AVX-512, B a panel of bf16.
+//
+//go:noescape
+func gemmbf16x4(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmbf16x5 computes a tile of C (+)= A·B of 5 rows and 32 columns with AVX-512, B a panel of bf16.
+//
+//go:noescape
+func gemmbf16x5(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmbf16x6 computes a tile of C (+)= A·B of 6 rows and 32 columns with AVX-512, B a panel of bf16.
+//
+//go:noescape
+func gemmbf16x6(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmbf16x7 computes a tile of C (+)= A·B of 7 rows and 32 columns with AVX-512, B a panel of bf16.
+//
+//go:noescape
+func gemmbf16x7(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmbf16x8 computes a tile of C (+)= A·B of 8 rows and 32 columns with AVX-512, B a panel of bf16.
+//
+//go:noescape
+func gemmbf16x8(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmbf16x9 computes a tile of C (+)= A·B of 9 rows and 32 columns with AVX-512, B a panel of bf16.
+//
+//go:noescape
+func gemmbf16x9(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmbf16x10 computes a tile of C (+)= A·B of 10 rows and 32 columns with AVX-512, B a panel of bf16.
+//
+//go:noescape
+func gemmbf16x10(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmbf16x11 computes a tile of C (+)= A·B of 11 rows and 32 columns with AVX-512, B a panel of bf16.
+//
+//go:noescape
+func gemmbf16x11(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmbf16x12 computes a tile of C (+)= A·B of 12 rows and 32 columns with AVX-512, B a panel of bf16.
+//
+//go:noescape
+func gemmbf16x12(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmbf16y1 computes a tile of C (+)= A·B of 1 rows and 32 columns with AVX2 and FMA, B a panel of bf16.
+//
+//go:noescape
+func gemmbf16y1(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmbf16y2 computes a tile of C (+)= A·B of 2 rows and 32 columns with AVX2 and FMA, B a panel of bf16.
+//
+//go:noescape
+func gemmbf16y2(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmbf16y3 computes a tile of C (+)= A·B of 3 rows and 32 columns with AVX2 and FMA, B a panel of bf16.
+//
+//go:noescape
+func gemmbf16y3(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmf16x1 computes a tile of C (+)= A·B of 1 rows and 32 columns with AVX-512, B a panel of f16.
+//
+//go:noescape
+func gemmf16x1(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmf16x2 computes a tile of C (+)= A·B of 2 rows and 32 columns with AVX-512, B a panel of f16.
+//
+//go:noescape
+func gemmf16x2(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmf16x3 computes a tile of C (+)= A·B of 3 rows and 32 columns with AVX-512, B a panel of f16.
+//
+//go:noescape
+func gemmf16x3(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmf16x4 computes a tile of C (+)= A·B of 4 rows and 32 columns with AVX-512, B a panel of f16.
+//
+//go:noescape
+func gemmf16x4(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmf16x5 computes a tile of C (+)= A·B of 5 rows and 32 columns with AVX-512, B a panel of f16.
+//
+//go:noescape
+func gemmf16x5(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmf16x6 computes a tile of C (+)= A·B of 6 rows and 32 columns with AVX-512, B a panel of f16.
+//
+//go:noescape
+func gemmf16x6(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmf16x7 computes a tile of C (+)= A·B of 7 rows and 32 columns with AVX-512, B a panel of f16.
+//
+//go:noescape
+func gemmf16x7(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmf16x8 computes a tile of C (+)= A·B of 8 rows and 32 columns with AVX-512, B a panel of f16.
+//
+//go:noescape
+func gemmf16x8(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmf16x9 computes a tile of C (+)= A·B of 9 rows and 32 columns with AVX-512, B a panel of f16.
+//
+//go:noescape
+func gemmf16x9(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmf16x10 computes a tile of C (+)= A·B of 10 rows and 32 columns with AVX-512, B a panel of f16.
+//
+//go:noescape
+func gemmf16x10(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmf16x11 computes a tile of C (+)= A·B of 11 rows and 32 columns with AVX-512, B a panel of f16.
+//
+//go:noescape
+func gemmf16x11(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmf16x12 computes a tile of C (+)= A·B of 12 rows and 32 columns with AVX-512, B a panel of f16.
+//
+//go:noescape
+func gemmf16x12(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmf16y1 computes a tile of C (+)= A·B of 1 rows and 32 columns with AVX2 and FMA, B a panel of f16.
+//
+//go:noescape
+func gemmf16y1(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmf16y2 computes a tile of C (+)= A·B of 2 rows and 32 columns with AVX2 and FMA, B a panel of f16.
+//
+//go:noescape
+func gemmf16y2(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmf16y3 computes a tile of C (+)= A·B of 3 rows and 32 columns with AVX2 and FMA, B a panel of f16.
+//
+//go:noescape
+func gemmf16y3(k int, a *float32, lda int, b *uint16, c *float32, ldc int, accum bool)
+
+// gemmq8x1 computes a tile of C (+)= X·Wᵀ of 1 rows and 16 columns with AVX512_VNNI, W a strip of Q8_0 blocks.
+//
+//go:noescape
+func gemmq8x1(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool)
+
+// gemmq8x2 computes a tile of C (+)= X·Wᵀ of 2 rows and 16 columns with AVX512_VNNI, W a strip of Q8_0 blocks.
+//
+//go:noescape
+func gemmq8x2(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool)
+
+// gemmq8x3 computes a tile of C (+)= X·Wᵀ of 3 rows and 16 columns with AVX512_VNNI, W a strip of Q8_0 blocks.
+//
+//go:noescape
+func gemmq8x3(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool)
+
+// gemmq8x4 computes a tile of C (+)= X·Wᵀ of 4 rows and 16 columns with AVX512_VNNI, W a strip of Q8_0 blocks.
+//
+//go:noescape
+func gemmq8x4(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool)
+
+// gemmq8x5 computes a tile of C (+)= X·Wᵀ of 5 rows and 16 columns with AVX512_VNNI, W a strip of Q8_0 blocks.
+//
+//go:noescape
+func gemmq8x5(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool)
+
+// gemmq8x6 computes a tile of C (+)= X·Wᵀ of 6 rows and 16 columns with AVX512_VNNI, W a strip of Q8_0 blocks.
+//
+//go:noescape
+func gemmq8x6(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool)
+
+// gemmq8x7 computes a tile of C (+)= X·Wᵀ of 7 rows and 16 columns with AVX512_VNNI, W a strip of Q8_0 blocks.
+//
+//go:noescape
+func gemmq8x7(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool)
+
+// gemmq8x8 computes a tile of C (+)= X·Wᵀ of 8 rows and 16 columns with AVX512_VNNI, W a strip of Q8_0 blocks.
+//
+//go:noescape
+func gemmq8x8(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool)
+
+// gemmq4kx1 computes a tile of C (+)= X·Wᵀ of 1 rows and 16 columns with AVX512_VNNI, W a strip of Q4_K super-blocks.
+//
+//go:noescape
+func gemmq4kx1(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool)
+
+// gemmq4kx2 computes a tile of C (+)= X·Wᵀ of 2 rows and 16 columns with AVX512_VNNI, W a strip of Q4_K super-blocks.
+//
+//go:noescape
+func gemmq4kx2(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool)
+
+// gemmq4kx3 computes a tile of C (+)= X·Wᵀ of 3 rows and 16 columns with AVX512_VNNI, W a strip of Q4_K super-blocks.
+//
+//go:noescape
+func gemmq4kx3(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool)
+
+// gemmq4kx4 computes a tile of C (+)= X·Wᵀ of 4 rows and 16 columns with AVX512_VNNI, W a strip of Q4_K super-blocks.
+//
+//go:noescape
+func gemmq4kx4(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool)
+
+// gemmq4kx5 computes a tile of C (+)= X·Wᵀ of 5 rows and 16 columns with AVX512_VNNI, W a strip of Q4_K super-blocks.
+//
+//go:noescape
+func gemmq4kx5(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool)
+
+// gemmq4kx6 computes a tile of C (+)= X·Wᵀ of 6 rows and 16 columns with AVX512_VNNI, W a strip of Q4_K super-blocks.
+//
+//go:noescape
+func gemmq4kx6(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool)
+
+// gemmq4kx7 computes a tile of C (+)= X·Wᵀ of 7 rows and 16 columns with AVX512_VNNI, W a strip of Q4_K super-blocks.
+//
+//go:noescape
+func gemmq4kx7(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool)
+
+// gemmq4kx8 computes a tile of C (+)= X·Wᵀ of 8 rows and 16 columns with AVX512_VNNI, W a strip of Q4_K super-blocks.
+//
+//go:noescape
+func gemmq4kx8(blocks int, w *byte, x *byte, ldx int, c *float32, ldc int, accum bool)
+
+// quantizeQ512 quantizes blocks blocks of 32 float32 at x to int8 records at dst (see lowpJob.quantize).
+//
+//go:noescape
+func quantizeQ512(x *float32, blocks int, dst *byte, q8 bool)
+
 // softmax512 replaces x[:n+bits.OnesCount16(tail)] by softmax(scale·x), n a multiple of 16
 // and tail the mask of the elements past n.
 //

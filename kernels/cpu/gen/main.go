@@ -53,6 +53,7 @@ func main() {
 	for mr := 1; mr <= maxRows256; mr++ {
 		kernel256(mr)
 	}
+	lowpKernels()
 	softmax512()
 	siluMul512()
 	add512()
