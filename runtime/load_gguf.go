@@ -200,7 +200,7 @@ func inspectGGUF(cfg Config, f *gguf.File) (*Info, error) {
 			return nil, fmt.Errorf("missing tensor %s%s", name, hint)
 		}
 		if !t.Type.Supported() {
-			return nil, fmt.Errorf("tensor %s has type %s; F32, F16, BF16 and Q8_0 are supported", name, t.Type)
+			return nil, fmt.Errorf("tensor %s has type %s; F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K are supported", name, t.Type)
 		}
 		if !slices.Equal(t.Shape(), s.shape) {
 			return nil, fmt.Errorf("tensor %s has shape %v (dims %v), but the metadata implies %v", name, t.Shape(), t.Dims, s.shape)
@@ -533,27 +533,37 @@ func permuteRope[T any](v []T, heads, cols int, inverse bool) []T {
 	return out
 }
 
-// ggufFileType is llama.cpp's general.file_type for a file whose matrices
-// are stored as t (LLAMA_FTYPE_ALL_F32, MOSTLY_F16, MOSTLY_Q8_0,
-// MOSTLY_BF16).
+// ggufFileType is llama.cpp's general.file_type (llama_ftype) for a file
+// whose matrices are stored as t; for the K types the "small" mix (_S), as
+// no matrix is given a larger type on purpose.
 func ggufFileType(t gguf.Type) uint32 {
 	switch t {
 	case gguf.F16:
-		return 1
+		return 1 // MOSTLY_F16
+	case gguf.Q4_0:
+		return 2 // MOSTLY_Q4_0
 	case gguf.Q8_0:
-		return 7
+		return 7 // MOSTLY_Q8_0
+	case gguf.Q4_K:
+		return 14 // MOSTLY_Q4_K_S
+	case gguf.Q5_K:
+		return 16 // MOSTLY_Q5_K_S
+	case gguf.Q6_K:
+		return 18 // MOSTLY_Q6_K
 	case gguf.BF16:
-		return 32
+		return 32 // MOSTLY_BF16
 	}
-	return 0
+	return 0 // ALL_F32
 }
 
 // ConvertToGGUF writes the model in the Hugging Face directory dir to w as
 // GGUF, with llama.cpp's names and metadata, matrices stored as typ and
 // vectors (norms, biases) as F32, as llama.cpp's converter does. A matrix
-// whose rows are not a multiple of Q8_0's 32-value block is stored as F16.
-// Tensors are read one at a time from the memory-mapped safetensors. The
-// tokenizer is not written (see the package notes).
+// whose rows are not a multiple of Q8_0's 32-value block is stored as F16
+// (for the other block types, see gguf.Type.Fallback). Tensors are read
+// one at a time from the memory-mapped safetensors. The tokenizer is
+// written when dir has one GGUF can describe (GGUFTokenizerMetadata);
+// otherwise the file has none.
 func ConvertToGGUF(dir string, w io.Writer, typ gguf.Type) error {
 	if err := convertToGGUF(dir, w, typ); err != nil {
 		return fmt.Errorf("convert %s: %w", dir, err)
@@ -602,7 +612,11 @@ func convertToGGUF(dir string, w io.Writer, typ gguf.Type) error {
 		}
 		tensors = append(tensors, wt)
 	}
-	return gguf.Write(w, ggufMetadata(cfg, filepath.Base(filepath.Clean(dir)), typ), tensors)
+	md := ggufMetadata(cfg, filepath.Base(filepath.Clean(dir)), typ)
+	if tok, err := GGUFTokenizerMetadata(dir, cfg.Vocab); err == nil {
+		md = append(md, tok...)
+	}
+	return gguf.Write(w, md, tensors)
 }
 
 // ggufMetadata is what llama.cpp's converter writes for the family, less

@@ -251,7 +251,7 @@ func TestLoadGGUFErrors(t *testing.T) {
 			i := bytes.Index(data, []byte("output_norm.weight")) + len("output_norm.weight") + 4 + 8
 			binary.LittleEndian.PutUint32(data[i:], 99)
 			os.WriteFile(path, data, 0o644)
-		}, "tensor output_norm.weight has type ggml_type(99); F32, F16, BF16 and Q8_0 are supported"},
+		}, "tensor output_norm.weight has type ggml_type(99); F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K are supported"},
 		{"no embedding", func(t *testing.T, path string) {
 			rewriteGGUF(t, path, func(md []gguf.KV, ts []gguf.WriteTensor) ([]gguf.KV, []gguf.WriteTensor) {
 				return md, slices.DeleteFunc(ts, func(w gguf.WriteTensor) bool { return w.Name == "token_embd.weight" })

@@ -72,23 +72,31 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 // writeGGUF converts into a temporary file beside path and renames it, so
-// that a failed conversion leaves no partial file behind.
+// that a failed conversion leaves no partial file behind. A model whose
+// tokenizer the file could not carry gets a warning.
 func writeGGUF(dir, path string, t gguf.Type, stderr io.Writer) error {
 	tmp, err := tempGGUF(path, func(w io.Writer) error { return runtime.ConvertToGGUF(dir, w, t) })
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp)
-	// ConvertToGGUF writes neither the tokenizer nor a general.file_type
-	// for the quantised types, so a second pass copies the tensors' bytes
-	// into a file that adds them. (Once runtime's converter writes both,
-	// this pass can go.)
-	final, err := tempGGUF(path, func(w io.Writer) error { return addTokenizer(tmp, dir, t, w, stderr) })
+	defer os.Remove(tmp) // fails harmlessly after the rename
+	f, err := gguf.Open(tmp)
 	if err != nil {
-		return err
+		return fmt.Errorf("checking the written file: %w", err)
 	}
-	defer os.Remove(final) // fails harmlessly after the rename
-	return os.Rename(final, path)
+	if !runtime.HasGGUFTokenizer(f) {
+		cfg, err := runtime.GGUFConfig(f)
+		if err == nil {
+			_, err = runtime.GGUFTokenizerMetadata(dir, cfg.Vocab)
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(stderr, "warning: %s has no tokenizer files; the GGUF file has no tokenizer\n", dir)
+		} else {
+			fmt.Fprintf(stderr, "warning: the GGUF file has no tokenizer: %v\n", err)
+		}
+	}
+	f.Close()
+	return os.Rename(tmp, path)
 }
 
 // tempGGUF writes a temporary file beside path and returns its name.
@@ -111,65 +119,4 @@ func tempGGUF(path string, write func(io.Writer) error) (string, error) {
 		return "", err
 	}
 	return f.Name(), nil
-}
-
-// addTokenizer copies the GGUF file src to w with the tokenizer of the
-// model directory dir added to its metadata, as llama.cpp's converter
-// writes it, and general.file_type set for t. A directory without
-// tokenizer files, or with one GGUF cannot describe, gives a file without
-// a tokenizer and a warning.
-func addTokenizer(src, dir string, t gguf.Type, w io.Writer, stderr io.Writer) error {
-	f, err := gguf.Open(src)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	cfg, err := runtime.GGUFConfig(f)
-	if err != nil {
-		return err
-	}
-	md := make([]gguf.KV, 0, len(f.Metadata)+6)
-	for _, kv := range f.Metadata {
-		if kv.Key == "general.file_type" {
-			kv.Value = fileType(t)
-		}
-		md = append(md, kv)
-	}
-	tok, err := runtime.GGUFTokenizerMetadata(dir, cfg.Vocab)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		fmt.Fprintf(stderr, "warning: %s has no tokenizer files; the GGUF file has no tokenizer\n", dir)
-	case err != nil:
-		fmt.Fprintf(stderr, "warning: the GGUF file has no tokenizer: %v\n", err)
-	default:
-		md = append(md, tok...)
-	}
-	tensors := make([]gguf.WriteTensor, len(f.Tensors))
-	for i, tn := range f.Tensors {
-		tensors[i] = gguf.WriteTensor{Name: tn.Name, Shape: tn.Shape(), Type: tn.Type, Encoded: tn.Bytes()}
-	}
-	return gguf.Write(w, md, tensors)
-}
-
-// fileType is llama.cpp's general.file_type (llama_ftype) for a file whose
-// matrices are stored as t; for the K types the "small" mix (_S), as no
-// matrix is given a larger type on purpose.
-func fileType(t gguf.Type) uint32 {
-	switch t {
-	case gguf.F16:
-		return 1 // MOSTLY_F16
-	case gguf.Q4_0:
-		return 2 // MOSTLY_Q4_0
-	case gguf.Q8_0:
-		return 7 // MOSTLY_Q8_0
-	case gguf.Q4_K:
-		return 14 // MOSTLY_Q4_K_S
-	case gguf.Q5_K:
-		return 16 // MOSTLY_Q5_K_S
-	case gguf.Q6_K:
-		return 18 // MOSTLY_Q6_K
-	case gguf.BF16:
-		return 32 // MOSTLY_BF16
-	}
-	return 0 // ALL_F32
 }
