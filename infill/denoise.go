@@ -175,9 +175,18 @@ func (d *denoiser) plan(c *canvas, fig *Figures) (lo, hi int, ok bool) {
 	lo, hi = 0, len(c.tokens)
 	// DreamOn moves the suffix as spans grow and shrink, which invalidates
 	// its cached keys: it runs full passes.
-	if d.opts.Exact || d.opts.Sampler == "dreamon" || fig.NFE == 0 || d.sinceFull >= d.opts.RefreshEvery {
+	switch {
+	case d.opts.Exact || d.opts.Sampler == "dreamon" || fig.NFE == 0:
 		d.sinceFull = 0
-	} else {
+	case d.sinceFull >= d.opts.RefreshEvery:
+		d.sinceFull = 0
+		if r := d.opts.RefreshRadius; r > 0 {
+			// A partial refresh: the context nearest the spans, which
+			// what they now hold changes most.
+			lo, hi = d.window(c)
+			lo, hi = max(lo-r, 0), min(hi+r, len(c.tokens))
+		}
+	default:
 		d.sinceFull++
 		lo, hi = d.window(c)
 	}

@@ -219,6 +219,20 @@ func TestCachedStepsForwardOnlyTheSpanWindow(t *testing.T) {
 			t.Errorf("pass %d window %v, want %v", i, f.windows[i], want[i])
 		}
 	}
+	// A partial refresh recomputes the spans' window and one position on
+	// each side (clamped to the canvas).
+	f.windows = nil
+	c = fakeCanvas(8, false)
+	f = newFake(c, []int32{5, 6, 7, 8, 9, 5, 6, 7}, func(int) float32 { return 1 })
+	runFake(t, Options{RefreshEvery: 3, RefreshRadius: 1}, c, f)
+	band := [2]int{1, 12}
+	want = [][2]int{full, win, win, win, band, win, win, win}
+	for i := range want {
+		if i >= len(f.windows) || f.windows[i] != want[i] {
+			t.Errorf("partial refresh: windows %v, want %v", f.windows, want)
+			break
+		}
+	}
 	f.windows = nil
 	c = fakeCanvas(4, false)
 	runFake(t, Options{Exact: true}, c, f)

@@ -29,6 +29,9 @@ type Options struct {
 	Exact bool
 	// RefreshEvery is how many cached steps run between full passes (default 4).
 	RefreshEvery int
+	// RefreshRadius > 0 makes a refresh recompute only this many positions
+	// on each side of the spans, not the whole canvas.
+	RefreshRadius int
 	// MaxBatch is how many canvases (requests, or holes of one) are
 	// denoised together, one forward pass a step for all (default 8).
 	MaxBatch int
@@ -90,7 +93,7 @@ func (o Options) withDefaults(maxPositions int, tau float64) (Options, error) {
 		return o, fmt.Errorf("threshold %v outside (0,1]", o.Threshold)
 	case o.Temperature < 0 || o.TopP < 0 || o.TopP > 1 || o.TopK < 0 || o.AlgTemp < 0:
 		return o, fmt.Errorf("temperature, top-p, top-k and alg-temp must be non-negative (top-p ≤ 1)")
-	case o.Steps < 0 || o.BlockLength < 0 || o.RefreshEvery < 0 || o.MaxBatch < 0:
+	case o.Steps < 0 || o.BlockLength < 0 || o.RefreshEvery < 0 || o.RefreshRadius < 0 || o.MaxBatch < 0:
 		return o, fmt.Errorf("steps, block length, refresh interval and batch size must be non-negative")
 	case o.SingleLineTokens < 1 || o.MultiLineTokens < 1:
 		return o, fmt.Errorf("span lengths must be positive")

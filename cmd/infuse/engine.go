@@ -54,6 +54,7 @@ func addEngineFlags(fs *flag.FlagSet) *engineOptions {
 	fs.Uint64Var(&o.Infill.Seed, "seed", 0, "random seed")
 	fs.BoolVar(&o.Infill.Exact, "exact", false, "no context cache: a full forward pass at every step")
 	fs.IntVar(&o.Infill.RefreshEvery, "refresh", 0, "cached steps between full passes (default 4)")
+	fs.IntVar(&o.Infill.RefreshRadius, "refresh-radius", 0, "a refresh recomputes this many positions each side of the span (0: the whole canvas)")
 	fs.IntVar(&o.Infill.ContextTokens, "context", 0, "context budget in tokens (default: the model's trained length)")
 	fs.IntVar(&o.Infill.MaxBatch, "batch", 0, "requests denoised together, one forward pass a step for all (default 8)")
 	r := &o.Remote
