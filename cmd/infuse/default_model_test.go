@@ -60,11 +60,9 @@ func TestEvalResumes(t *testing.T) {
 	}
 }
 
-// TestFillThreeHolesInOneLoop fills three holes of one file together and
-// one by one: together takes fewer forward passes.
-func TestFillThreeHolesInOneLoop(t *testing.T) {
-	src := "def area(w, h):\n    return /*?*/\n\n\ndef greet(name):\n    print(\"hello\", /*?*/)\n\n\n" +
-		"def total(xs):\n    s = 0\n    for x in xs:\n        s += /*?*/\n    return s\n"
+// fillCompared runs `infuse fill --json --compare` on a file holding src.
+func fillCompared(t *testing.T, src string) fillReport {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "holes.py")
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
@@ -77,6 +75,15 @@ func TestFillThreeHolesInOneLoop(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatal(err)
 	}
+	return rep
+}
+
+// TestFillThreeHolesInOneLoop fills three holes of one file together and
+// one by one: together takes fewer forward passes.
+func TestFillThreeHolesInOneLoop(t *testing.T) {
+	src := "def area(w, h):\n    return /*?*/\n\n\ndef greet(name):\n    print(\"hello\", /*?*/)\n\n\n" +
+		"def total(xs):\n    s = 0\n    for x in xs:\n        s += /*?*/\n    return s\n"
+	rep := fillCompared(t, src)
 	if len(rep.Texts) != 3 || rep.Separate == nil || len(rep.Separate.Texts) != 3 {
 		t.Fatalf("report %+v, want three holes filled both ways", rep)
 	}
@@ -110,18 +117,7 @@ func TestFillIndependentHoles(t *testing.T) {
 		}
 		b.WriteString(line)
 	}
-	path := filepath.Join(t.TempDir(), "holes.py")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"fill", "--json", "--compare", path}, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr.String())
-	}
-	var rep fillReport
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := fillCompared(t, b.String())
 	if len(rep.Texts) != 3 || rep.Separate == nil {
 		t.Fatalf("report %+v, want three holes filled both ways", rep)
 	}
