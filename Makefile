@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/infuse
 
-.PHONY: build test test-go test-lsp test-editors vscode bench generate demo eval clean
+.PHONY: build test test-go test-lsp test-editors vscode bench bench-kernels generate demo eval clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/infuse
@@ -30,6 +30,12 @@ vscode: build
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./...
+
+# The GEMM kernels against the measured FMA peak and OpenBLAS, on the default
+# model's and Qwen2.5-0.5B's shapes, 1 and 2 threads (needs gcc and
+# libopenblas-dev; not part of `make test`). Run it on a quiet machine.
+bench-kernels:
+	GO=$(GO) bash bench/kernels/run.sh
 
 # Regenerate committed generated code (assembly kernels).
 generate:

@@ -148,3 +148,29 @@ func TestSoftmaxParity(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftmaxNoSubnormals: probabilities too small for a normal float32
+// come out as 0, on every kernel, so that the products reading them never
+// take the processor's slow path for subnormal operands.
+func TestSoftmaxNoSubnormals(t *testing.T) {
+	row := make([]float32, 40)
+	for i := range row {
+		row[i] = -float32(i) * 2.5 // e^0 … e^−97.5: the tail is below 2^−126
+	}
+	for _, kern := range kernels {
+		got := append([]float32(nil), row...)
+		kern.softmax(got, 1)
+		zeros := 0
+		for i, p := range got {
+			if p != 0 && math.Abs(float64(p)) < 0x1p-126 {
+				t.Errorf("%s: softmax[%d] = %g is subnormal", kern.name, i, p)
+			}
+			if p == 0 {
+				zeros++
+			}
+		}
+		if zeros == 0 || got[0] == 0 {
+			t.Errorf("%s: %d zeros, softmax[0] = %g: the row did not reach the subnormal range", kern.name, zeros, got[0])
+		}
+	}
+}

@@ -3,7 +3,9 @@ package cpu
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,6 +46,64 @@ func BenchmarkMulT(b *testing.B) {
 					func() { plainMulT(out, x, w, m, k, n) })
 			})
 		}
+	}
+}
+
+// defaultShapes are the products of a step of the embedded default model
+// (hidden 256, q|k|v 512, intermediate 704, vocab 8192) as m×k×n: a window
+// of 17 rows and a full pass of 256, and the head over 1 to 16 rows.
+var defaultShapes = [][3]int{
+	{17, 256, 512}, {17, 256, 256}, {17, 256, 1408}, {17, 704, 256},
+	{256, 256, 512}, {256, 256, 256}, {256, 256, 1408}, {256, 704, 256},
+	{1, 256, 8192}, {2, 256, 8192}, {4, 256, 8192}, {8, 256, 8192}, {16, 256, 8192},
+}
+
+// BenchmarkShapes measures Matrix.MulT on the best kernel over the shapes
+// in $INFUSE_BENCH_SHAPES ("m,k,n m,k,n …"), by default defaultShapes. It
+// is what `make bench-kernels` runs against OpenBLAS on the same shapes;
+// GFLOP/s and %peak are as in BenchmarkMulT, without x-ref.
+//
+// Run it with GOMAXPROCS set to the -cpu value, one thread count per run:
+// with -benchtime 1x, Go 1.26 runs a sub-benchmark once, before it sets
+// GOMAXPROCS to the first -cpu value, and reports that run.
+func BenchmarkShapes(b *testing.B) {
+	shapes := defaultShapes
+	if env := os.Getenv("INFUSE_BENCH_SHAPES"); env != "" {
+		shapes = nil
+		for f := range strings.FieldsSeq(env) {
+			var s [3]int
+			if _, err := fmt.Sscanf(f, "%d,%d,%d", &s[0], &s[1], &s[2]); err != nil {
+				b.Fatalf("INFUSE_BENCH_SHAPES: %q is not m,k,n: %v", f, err)
+			}
+			shapes = append(shapes, s)
+		}
+	}
+	for _, s := range shapes {
+		m, k, n := s[0], s[1], s[2]
+		b.Run(fmt.Sprintf("%dx%dx%d", m, k, n), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(1, 1))
+			x := randSlice(r, m*k)
+			a := NewMatrix(randSlice(r, n*k), n, k)
+			out := make([]float32, m*n)
+			run := func() { a.MulT(out, x, m) }
+			procs := runtime.GOMAXPROCS(0)
+			w := windows(b, func() windowed {
+				peak := peakGFLOPS(procs)
+				sec := bestTime(run, 8, 20*time.Millisecond)
+				return windowed{peak: max(peak, peakGFLOPS(procs)), sec: sec}
+			})
+			b.ResetTimer()
+			for range b.N {
+				run()
+			}
+			b.StopTimer()
+			gflops := 2 * float64(m*k*n) / w.sec / 1e9
+			b.ReportMetric(gflops, "GFLOP/s")
+			if w.peak > 0 {
+				b.ReportMetric(100*gflops/w.peak, "%peak")
+				b.ReportMetric(w.peak, "peak-GFLOP/s")
+			}
+		})
 	}
 }
 
@@ -205,6 +265,44 @@ func BenchmarkTile(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkTileDenormal is BenchmarkTile's largest tile with some of A's
+// values subnormal (1e-39), as the probabilities of a softmax are where a
+// score lies 87 or more below its row's maximum: each such operand costs
+// the FMA a microcode assist (x86 without DAZ). The default model's full
+// pass has about 5% of its attention probabilities subnormal.
+func BenchmarkTileDenormal(b *testing.B) {
+	const k = 256
+	kern := best
+	mr := kern.maxRows
+	for _, frac := range []float64{0, 0.01, 0.05} {
+		r := rand.New(rand.NewPCG(1, 1))
+		a := randSlice(r, mr*k)
+		for i := range a {
+			if r.Float64() < frac {
+				a[i] = 1e-39
+			}
+		}
+		bp := randSlice(r, k*panelWidth)
+		c := make([]float32, mr*panelWidth)
+		b.Run(fmt.Sprintf("%s/%dx32/%g%%", kern.name, mr, 100*frac), func(b *testing.B) {
+			run := func() { kern.tile(mr, k, a, k, bp, c, panelWidth, false) }
+			w := windows(b, func() windowed {
+				peak := peakGFLOPS(1)
+				sec := bestTime(run, 20, time.Millisecond)
+				return windowed{peak: max(peak, peakGFLOPS(1)), sec: sec}
+			})
+			for range b.N {
+				run()
+			}
+			gflops := 2 * float64(mr*k*panelWidth) / w.sec / 1e9
+			b.ReportMetric(gflops, "GFLOP/s")
+			if w.peak > 0 {
+				b.ReportMetric(100*gflops/w.peak, "%peak")
+			}
+		})
 	}
 }
 

@@ -29,7 +29,9 @@ var (
 // state (XGETBV), so a kernel listed here cannot fault.
 func available() []*kernel {
 	var ks []*kernel
-	if xcpu.X86.HasAVX512F {
+	// The vocabulary statistics (expSums512) use AVX512DQ conversions;
+	// every AVX-512 CPU since Skylake-X has it.
+	if xcpu.X86.HasAVX512F && xcpu.X86.HasAVX512DQ {
 		// Word shifts and widenings of Z vectors need AVX512BW.
 		if xcpu.X86.HasAVX512BW {
 			avx512.halfTile = [2]halfTile{tileBF16, tileF16}

@@ -6631,22 +6631,28 @@ softmax512_exp_tail:
 	MOVL         $0x3f800000, DX
 	VPBROADCASTD DX, Z0
 	VDIVPS       Z1, Z0, Z0
+	MOVL         $0x00800000, DX
+	VPBROADCASTD DX, Z1
 	MOVQ         CX, CX
 
 softmax512_scale:
 	TESTQ   CX, CX
 	JZ      softmax512_scale_tail
-	VMOVUPS (AX), Z1
-	VMULPS  Z0, Z1, Z1
-	VMOVUPS Z1, (AX)
+	VMOVUPS (AX), Z2
+	VMULPS  Z0, Z2, Z2
+	VCMPPS  $0x01, Z1, Z2, K2
+	VPXORD  Z2, Z2, K2, Z2
+	VMOVUPS Z2, (AX)
 	ADDQ    $0x00000040, AX
 	SUBQ    $0x00000010, CX
 	JMP     softmax512_scale
 
 softmax512_scale_tail:
-	VMOVUPS.Z (AX), K1, Z1
-	VMULPS    Z0, Z1, Z1
-	VMOVUPS   Z1, K1, (AX)
+	VMOVUPS.Z (AX), K1, Z2
+	VMULPS    Z0, Z2, Z2
+	VCMPPS    $0x01, Z1, Z2, K2
+	VPXORD    Z2, Z2, K2, Z2
+	VMOVUPS   Z2, K1, (AX)
 	VZEROUPPER
 	RET
 

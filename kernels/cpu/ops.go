@@ -109,7 +109,17 @@ func Softmax(x []float32) {
 		sum += float64(e)
 	}
 	Scale(x, float32(1/sum))
+	// No subnormal probabilities: the products that read them would take a
+	// microcode assist per operand (see softmax512).
+	for i, v := range x {
+		if v < minNormal {
+			x[i] = 0
+		}
+	}
 }
+
+// minNormal is the smallest normal float32, 2^−126.
+const minNormal = 0x1p-126
 
 // RoPE rotates one head vector x (length 2·len(cos)) in place by the
 // NeoX / rotate_half convention of Hugging Face Llama, Qwen2 and LLaDA: the
