@@ -172,7 +172,7 @@ func waitIdle(t *testing.T, e *Engine) {
 // requests in flight get an error, and the engine serves the next one.
 func TestPanicInLoopFailsRequests(t *testing.T) {
 	reqs := batchRequests(t, 3)
-	e := defaultEngine(t, Options{})
+	e := defaultEngine(t, Options{MaxBatch: 8})
 	steps := 0
 	e.sched.onStep = func() {
 		if steps++; steps == 3 {

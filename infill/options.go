@@ -33,7 +33,8 @@ type Options struct {
 	// on each side of the spans, not the whole canvas.
 	RefreshRadius int
 	// MaxBatch is how many canvases (requests, or holes of one) are
-	// denoised together, one forward pass a step for all (default 8).
+	// denoised together, one forward pass a step for all (default 1: see
+	// withDefaults); a request with more canvases runs alone.
 	MaxBatch int
 
 	// Token budgets.
@@ -74,7 +75,13 @@ func (o Options) withDefaults(maxPositions int, tau float64) (Options, error) {
 		o.RefreshEvery = 4
 	}
 	if o.MaxBatch == 0 {
-		o.MaxBatch = 8
+		// One request at a time: on the CPU a batched step costs about
+		// the sum of its parts (the products are compute-bound), so
+		// batching measured no throughput gain and, sharing every step,
+		// a worse latency than first come first served (`infuse bench
+		// --editors`). A request's own canvases (infuse fill) are still
+		// denoised together.
+		o.MaxBatch = 1
 	}
 	if o.SingleLineTokens == 0 {
 		o.SingleLineTokens = 16

@@ -42,8 +42,8 @@ func parseEditors(s string) ([]int, error) {
 // benchLoad simulates editors typing at once against one in-process
 // engine: each asks for a completion, waits for it, pauses for gap as a
 // typist does, and asks again, each times. Every editor count runs twice
-// on the same model, batching (the engine's batch size) and one request
-// at a time (batch 1), so the two are measured in the same run.
+// on the same model, batching (--batch, or 8) and one request at a time
+// (batch 1), so the two are measured in the same run.
 func benchLoad(ctx context.Context, eo engineOptions, reqs []infill.Request, editors []int, each int, gap time.Duration, asJSON bool, stdout, stderr io.Writer) error {
 	if _, isRemote, err := eo.Remote.remoteAPI(); err != nil {
 		return err
@@ -59,7 +59,11 @@ func benchLoad(ctx context.Context, eo engineOptions, reqs []infill.Request, edi
 	if err != nil {
 		return fmt.Errorf("tokenizer: %w", err)
 	}
-	batched, err := infill.NewEngine(m, tok, eo.Infill)
+	withBatch := eo.Infill
+	if withBatch.MaxBatch <= 1 {
+		withBatch.MaxBatch = 8
+	}
+	batched, err := infill.NewEngine(m, tok, withBatch)
 	if err != nil {
 		return err
 	}
