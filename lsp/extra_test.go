@@ -138,11 +138,22 @@ func TestExtraInSession(t *testing.T) {
 		t.Fatalf("extra %+v, want other.go around line 200", ex)
 	}
 
+	// An edit without a completion request is a place too.
+	c.notify("textDocument/didChange", map[string]any{
+		"textDocument":   map[string]any{"uri": other, "version": 2},
+		"contentChanges": []any{map[string]any{"range": map[string]any{"start": map[string]any{"line": 100, "character": 0}, "end": map[string]any{"line": 100, "character": 0}}, "text": "// edited\n"}},
+	})
+	c.mustCall("textDocument/inlineCompletion", inlineParams(goURI, 2, 13, 1), nil)
+	reqs = served.requests()
+	if ex := reqs[2].Extra; len(ex) != 2 || ex[1].Filename != "/src/other.go" || !strings.HasPrefix(ex[1].Text, "other 84\n") {
+		t.Fatalf("after an edit at line 100: extra %+v, want other.go around line 100, newest last", ex)
+	}
+
 	c.notify("workspace/didChangeConfiguration", map[string]any{"settings": map[string]any{"infuse": map[string]any{
 		"engine": map[string]any{"kind": "openai", "url": "http://127.0.0.1:8000", "model": "m"},
 	}}})
 	c.mustCall("textDocument/inlineCompletion", inlineParams(goURI, 3, 6, 1), nil)
-	if reqs := served.requests(); len(reqs) != 3 || len(reqs[2].Extra) != 0 {
+	if reqs := served.requests(); len(reqs) != 4 || len(reqs[3].Extra) != 0 {
 		t.Errorf("openai engine: %d requests, extra %v; want none", len(reqs), reqs[len(reqs)-1].Extra)
 	}
 
@@ -151,7 +162,7 @@ func TestExtraInSession(t *testing.T) {
 		"extraChunks": 0,
 	}}})
 	c.mustCall("textDocument/inlineCompletion", inlineParams(goURI, 3, 5, 1), nil)
-	if reqs := served.requests(); len(reqs) != 4 || len(reqs[3].Extra) != 0 {
+	if reqs := served.requests(); len(reqs) != 5 || len(reqs[4].Extra) != 0 {
 		t.Errorf("extraChunks 0: extra %v, want none", reqs[len(reqs)-1].Extra)
 	}
 }

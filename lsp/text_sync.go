@@ -35,6 +35,13 @@ func (s *Server) didChange(_ context.Context, params jsonrpc2.RawMessage) {
 	s.sched.invalidate(u)
 	if _, err := s.docs.change(u, p.TextDocument.Version, p.ContentChanges, s.encoding()); err != nil {
 		s.log.Warn("lsp: didChange", "uri", u, "err", err)
+		return
+	}
+	// An edit is a place the user worked at, completion or not (extra.go).
+	if n := len(p.ContentChanges); n > 0 {
+		if c, ok := p.ContentChanges[n-1].(*protocol.TextDocumentContentChangePartial); ok {
+			s.recent.note(u, int(c.Range.Start.Line))
+		}
 	}
 }
 
