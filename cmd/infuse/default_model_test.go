@@ -132,3 +132,30 @@ func TestFillIndependentHoles(t *testing.T) {
 	}
 	t.Logf("one loop: %d passes; separately: %d; texts %q", rep.Figures.NFE, rep.Separate.NFE, rep.Texts)
 }
+
+// TestBenchEditors runs the load benchmark at its smallest: two editors,
+// one completion each, batched and one at a time.
+func TestBenchEditors(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"bench", "--editors", "2", "--each", "1", "--gap", "0s", "--n", "1", "--json"}
+	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var runs []loadRun
+	if err := json.Unmarshal(stdout.Bytes(), &runs); err != nil {
+		t.Fatalf("%v: %s", err, stdout.String())
+	}
+	if len(runs) != 2 || runs[0].Batch != 8 || runs[1].Batch != 1 {
+		t.Fatalf("runs %+v, want batch 8 then batch 1", runs)
+	}
+	for _, r := range runs {
+		if r.Editors != 2 || r.Completions != 2 || r.P50Millis <= 0 || r.P99Millis < r.P50Millis || r.PerSecond <= 0 {
+			t.Errorf("run %+v", r)
+		}
+	}
+	for _, bad := range [][]string{{"bench", "--editors", "0"}, {"bench", "--editors", "2,x"}, {"bench", "--editors", "2", "--each", "0"}} {
+		if code := run(context.Background(), bad, &stdout, &stderr); code != 2 {
+			t.Errorf("%q: exit %d, want 2", bad, code)
+		}
+	}
+}
