@@ -5,6 +5,8 @@ import (
 	"errors"
 	"slices"
 	"testing"
+
+	"github.com/infuse-lsp/infuse/runtime"
 )
 
 // Token ids of the fake vocabulary.
@@ -74,7 +76,7 @@ func newFake(c *canvas, middle []int32, strength func(q int) float32) *fakeNet {
 
 func runFake(t *testing.T, opts Options, c *canvas, f *fakeNet) (Figures, []commit) {
 	t.Helper()
-	opts, err := opts.withDefaults(0, 0)
+	opts, err := opts.withDefaults(runtime.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +266,7 @@ func TestCancelledContextStops(t *testing.T) {
 	f := newFake(c, []int32{5, 6, 7, 8}, func(int) float32 { return 1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	opts, _ := Options{}.withDefaults(0, 0)
+	opts, _ := Options{}.withDefaults(runtime.Config{})
 	var fig Figures
 	err := newDenoiser(f, fakeSpecial(true), opts).run(ctx, c, &fig)
 	if !errors.Is(err, context.Canceled) || fig.NFE != 0 {
@@ -347,7 +349,7 @@ func runDreamOn(t *testing.T, c *canvas, net *growNet) Figures {
 	t.Helper()
 	sp := fakeSpecial(true)
 	sp.expand = fExpand
-	opts, err := Options{Sampler: "dreamon"}.withDefaults(0, 0)
+	opts, err := Options{Sampler: "dreamon"}.withDefaults(runtime.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

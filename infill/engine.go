@@ -29,7 +29,7 @@ type Engine struct {
 // NewEngine prepares an engine over a model and its tokenizer.
 func NewEngine(m *runtime.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error) {
 	cfg := m.Config
-	opts, err := opts.withDefaults(cfg.MaxPositions, cfg.Threshold)
+	opts, err := opts.withDefaults(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,10 @@
 package infill
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/infuse-lsp/infuse/runtime"
+)
 
 // Options configure an [Engine]. The zero value of a field means its default.
 type Options struct {
@@ -38,7 +42,7 @@ type Options struct {
 	MaxBatch int
 
 	// Token budgets.
-	ContextTokens    int // prefix + suffix + span, at most (default: the model's trained length, ≤ 1024)
+	ContextTokens    int // prefix + suffix + span, at most (default: the model's choice, else its trained length, ≤ 1024)
 	SingleLineTokens int // span length for a single-line completion (default 16)
 	MultiLineTokens  int // span length for a multi-line completion (default 64)
 }
@@ -48,9 +52,10 @@ var samplers = map[string]bool{
 	"dreamon": true,
 }
 
-// withDefaults fills in the zero fields for a model with maxPositions
-// positions (0: unknown) whose generation config chose τ (0: none).
-func (o Options) withDefaults(maxPositions int, tau float64) (Options, error) {
+// withDefaults fills in the zero fields for a model: its trained length
+// (MaxPositions, 0: unknown) and the decoding defaults of its generation
+// config (Threshold, ContextTokens; 0: none).
+func (o Options) withDefaults(m runtime.Config) (Options, error) {
 	if o.Sampler == "" {
 		o.Sampler = "threshold"
 	}
@@ -61,8 +66,8 @@ func (o Options) withDefaults(maxPositions int, tau float64) (Options, error) {
 		// Fast-dLLM's τ for 7B models, unless the model says otherwise
 		// (the default model: 0.5, measured in its card).
 		o.Threshold = 0.9
-		if tau > 0 {
-			o.Threshold = tau
+		if m.Threshold > 0 {
+			o.Threshold = m.Threshold
 		}
 	}
 	if o.Eps == 0 {
@@ -91,8 +96,11 @@ func (o Options) withDefaults(maxPositions int, tau float64) (Options, error) {
 	}
 	if o.ContextTokens == 0 {
 		o.ContextTokens = 1024
-		if maxPositions > 0 && maxPositions < o.ContextTokens {
-			o.ContextTokens = maxPositions
+		if m.MaxPositions > 0 && m.MaxPositions < o.ContextTokens {
+			o.ContextTokens = m.MaxPositions
+		}
+		if m.ContextTokens > 0 {
+			o.ContextTokens = m.ContextTokens
 		}
 	}
 	switch {

@@ -73,9 +73,13 @@ type Config struct {
 	// Expand is DreamOn's <|expand|>, which the sampler turns into two masks.
 	Expand int32
 
-	// Threshold is the threshold sampler's τ the model's authors chose:
-	// generation_config.json's "threshold" (Fast-dLLM's name), 0 if absent.
-	Threshold float64
+	// Decoding defaults the model's authors chose, in
+	// generation_config.json; 0 if absent. Threshold is the threshold
+	// sampler's τ ("threshold", Fast-dLLM's name); ContextTokens the
+	// context budget that infills best ("context_tokens", infuse's own key:
+	// a model may do better seeing less than it was trained on).
+	Threshold     float64
+	ContextTokens int
 }
 
 // GenerationFile is a model directory's optional generation defaults.
@@ -155,7 +159,8 @@ func (c *Config) generation(fsys fs.FS) error {
 		return err
 	}
 	var g struct {
-		Threshold *float64 `json:"threshold"`
+		Threshold     *float64 `json:"threshold"`
+		ContextTokens *int     `json:"context_tokens"`
 	}
 	if err := json.Unmarshal(data, &g); err != nil {
 		return fmt.Errorf("%s: %v", GenerationFile, err)
@@ -165,6 +170,12 @@ func (c *Config) generation(fsys fs.FS) error {
 			return fmt.Errorf("%s: threshold %v outside (0,1]", GenerationFile, *g.Threshold)
 		}
 		c.Threshold = *g.Threshold
+	}
+	if g.ContextTokens != nil {
+		if n := *g.ContextTokens; n < 64 || (c.MaxPositions > 0 && n > c.MaxPositions) {
+			return fmt.Errorf("%s: context_tokens %d: want at least 64 and at most max_position_embeddings (%d)", GenerationFile, n, c.MaxPositions)
+		}
+		c.ContextTokens = *g.ContextTokens
 	}
 	return nil
 }

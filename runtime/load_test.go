@@ -321,3 +321,44 @@ func TestInspect(t *testing.T) {
 		t.Errorf("unused tensors %v", info.Unused)
 	}
 }
+
+// TestGenerationDefaults reads the decoding defaults infuse takes from
+// generation_config.json, and refuses values it cannot use.
+func TestGenerationDefaults(t *testing.T) {
+	cfg := func(gen string) fstest.MapFS {
+		fsys := fstest.MapFS{
+			ConfigFile: {Data: qwenConfig(func(c map[string]any) { c["max_position_embeddings"] = 256 })},
+			"added_tokens.json": {Data: []byte(`{"<M>": 290}`)},
+		}
+		if gen != "" {
+			fsys[GenerationFile] = &fstest.MapFile{Data: []byte(gen)}
+		}
+		return fsys
+	}
+	for _, tc := range []struct {
+		gen     string
+		tau     float64
+		context int
+		err     string
+	}{
+		{"", 0, 0, ""},
+		{`{"alg": "entropy", "steps": 512}`, 0, 0, ""}, // chat settings, left alone
+		{`{"threshold": 0.5, "context_tokens": 192}`, 0.5, 192, ""},
+		{`{"threshold": 1.5}`, 0, 0, "threshold 1.5 outside (0,1]"},
+		{`{"context_tokens": 512}`, 0, 0, "context_tokens 512: want at least 64 and at most max_position_embeddings (256)"},
+		{`{"context_tokens": 8}`, 0, 0, "context_tokens 8"},
+		{`{"threshold": "high"}`, 0, 0, "generation_config.json: json: cannot unmarshal"},
+	} {
+		c, err := ReadConfig(cfg(tc.gen))
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.gen, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.gen, err)
+		case c.Threshold != tc.tau || c.ContextTokens != tc.context:
+			t.Errorf("%s: threshold %v context %d, want %v and %d", tc.gen, c.Threshold, c.ContextTokens, tc.tau, tc.context)
+		}
+	}
+}

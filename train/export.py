@@ -124,7 +124,10 @@ def main():
                    # infuse's threshold sampler τ for this model (Fast-dLLM's
                    # 0.9 suits 7B models; a small model commits more per pass
                    # at 0.5 at no loss of exact match, see MODEL_CARD.md)
-                   "threshold": 0.5}, f, indent=2)
+                   "threshold": 0.5,
+                   # and the context budget it infills best with (measured:
+                   # 192 of its 256 positions, see MODEL_CARD.md)
+                   "context_tokens": 192}, f, indent=2)
         f.write("\n")
     shutil.copyfile(args.tokenizer, os.path.join(args.outdir, "tokenizer.json"))
 
