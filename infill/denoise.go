@@ -327,6 +327,45 @@ func (d *denoiser) score(c *canvas, cands []candidate, out []float32) {
 		}
 		cands[i].tok, cands[i].conf = d.sc.score(row)
 	}
+	if d.opts.Sampler == "threshold" && !d.opts.StopsAnywhere {
+		d.stopsFromTheEnd(c, cands, out)
+	}
+}
+
+// stopsFromTheEnd lets a span end only from its right: a position may take
+// a stop token only next to the span's end or to the stop tokens that
+// already fill its tail (or that this step commits there, above τ). A
+// small model trained on spans padded with end-of-text is sure of those
+// pads early and commits one in the middle of a long span, which cuts the
+// span there and leaves it empty; elsewhere a position takes its best
+// token that is not a stop. cands are in position order, as candidates
+// lists them, and out holds their logit rows.
+func (d *denoiser) stopsFromTheEnd(c *canvas, cands []candidate, out []float32) {
+	for i := len(cands) - 1; i >= 0; {
+		span := cands[i].span
+		sp := c.spans[span]
+		end := sp.end // the first position of the span's stop-token tail
+		for end > sp.start && d.sp.isStop(c.tokens[end-1]) {
+			end--
+		}
+		for ; i >= 0 && cands[i].span == span; i-- {
+			cd := &cands[i]
+			if !d.sp.isStop(cd.tok) {
+				continue
+			}
+			if cd.pos == end-1 {
+				if cd.conf >= d.opts.Threshold {
+					end = cd.pos // committed this step: the tail grows
+				}
+				continue
+			}
+			row := out[i*d.sp.vocab : (i+1)*d.sp.vocab]
+			for _, id := range d.sp.stops {
+				row[id] = float32(math.Inf(-1))
+			}
+			cd.tok, cd.conf = d.sc.score(row)
+		}
+	}
 }
 
 // quota is how many candidates this step commits, decided before the

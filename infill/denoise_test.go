@@ -172,20 +172,39 @@ func TestEOSAbsorbsTheRestOfTheSpan(t *testing.T) {
 	c := fakeCanvas(8, false)
 	middle := []int32{5, 6, fEOS, 7, 8, 9, 5, 6}
 	// The EOS is the surest token: once it is committed the positions after
-	// it are absorbed without being decoded.
+	// it are absorbed without being decoded (the reference samplers' rule).
 	f := newFake(c, middle, func(q int) float32 {
 		if q == 5 {
 			return 9
 		}
 		return 1
 	})
-	fig, _ := runFake(t, Options{}, c, f)
+	fig, _ := runFake(t, Options{StopsAnywhere: true}, c, f)
 	want := []int32{5, 6, fEOS, fEOS, fEOS, fEOS, fEOS, fEOS}
 	if !equalIDs(spanTokens(c), want) {
 		t.Errorf("span = %v, want %v", spanTokens(c), want)
 	}
 	if fig.NFE != 3 {
 		t.Errorf("NFE=%d, want 3 (EOS, then the two tokens before it)", fig.NFE)
+	}
+}
+
+// TestSpanEndsFromTheRight: by default a stop token sure of itself in the
+// middle of a span does not cut it there; stops fill a span only from its
+// end.
+func TestSpanEndsFromTheRight(t *testing.T) {
+	c := fakeCanvas(8, false)
+	middle := []int32{5, 6, fEOS, 7, 8, 9, fEOS, fEOS}
+	f := newFake(c, middle, func(q int) float32 {
+		if q == 5 || q >= 9 { // the middle EOS and the tail ones: sure
+			return 9
+		}
+		return 1
+	})
+	runFake(t, Options{}, c, f)
+	got := spanTokens(c)
+	if got[2] == fEOS || !equalIDs(got[:2], []int32{5, 6}) || !equalIDs(got[3:], []int32{7, 8, 9, fEOS, fEOS}) {
+		t.Errorf("span = %v, want 5 6, not EOS, 7 8 9 and the two EOS of the tail", got)
 	}
 }
 

@@ -31,6 +31,11 @@ type Options struct {
 
 	// Exact disables the context cache: every step is a full forward pass.
 	Exact bool
+	// StopsAnywhere lets the threshold sampler commit a stop token at any
+	// position, as the reference samplers do; by default a span ends only
+	// from its right (see stopsFromTheEnd).
+	StopsAnywhere bool
+
 	// RefreshEvery is how many cached steps run between full passes (default 4).
 	RefreshEvery int
 	// RefreshRadius > 0 makes a refresh recompute only this many positions

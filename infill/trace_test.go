@@ -48,7 +48,7 @@ func TestTracesMatchReference(t *testing.T) {
 			}
 			sp := &special{vocab: m.Config.Vocab, choosable: golden.Vocab, shift: m.Config.ShiftLogits, expand: -1,
 				mask: golden.Mask, stops: []int32{golden.EOS}}
-			opts, err := Options{Sampler: gc.Sampler, Steps: gc.Steps, Threshold: gc.Threshold, Exact: true}.withDefaults(runtime.Config{})
+			opts, err := Options{Sampler: gc.Sampler, Steps: gc.Steps, Threshold: gc.Threshold, Exact: true, StopsAnywhere: true}.withDefaults(runtime.Config{})
 			if err != nil {
 				t.Fatal(err)
 			}
