@@ -53,6 +53,7 @@ func addEngineFlags(fs *flag.FlagSet) *engineOptions {
 	fs.Float64Var(&o.Infill.AlgTemp, "alg-temp", 0, "Dream: sample positions from softmax(confidence/alg-temp)")
 	fs.Uint64Var(&o.Infill.Seed, "seed", 0, "random seed")
 	fs.BoolVar(&o.Infill.Exact, "exact", false, "no context cache: a full forward pass at every step")
+	fs.BoolVar(&o.Infill.StopsAnywhere, "stops-anywhere", false, "threshold sampler: let a stop token end a span at any position, as the reference samplers do (default: only from the span's end)")
 	fs.IntVar(&o.Infill.RefreshEvery, "refresh", 0, "cached steps between full passes (default 4)")
 	fs.IntVar(&o.Infill.RefreshRadius, "refresh-radius", 0, "a refresh recomputes this many positions each side of the span (0: the whole canvas)")
 	fs.IntVar(&o.Infill.ContextTokens, "context", 0, "context budget in tokens (default: the model's trained length)")
