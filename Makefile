@@ -5,7 +5,7 @@ BIN := bin/infuse
 .PHONY: build test test-go test-lsp test-editors vscode bench bench-kernels generate demo eval clean
 
 build:
-	$(GO) build -o $(BIN) ./cmd/infuse
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/infuse
 
 # Everything a change must pass. Installs what the client tests need.
 test: build test-go test-lsp test-editors vscode

@@ -78,6 +78,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		LoadEngine: shareRemote(),
 		Config:     cfg,
 		Logger:     logger,
+		Version:    version(),
 	}
 
 	if *listen == "" {

@@ -153,3 +153,7 @@ func softmaxGo(x []float32, scale float32) {
 	Scale(x, scale)
 	Softmax(x)
 }
+
+// KernelName names the kernel family this machine runs: "avx512", "avx2"
+// or "go" (the portable fallback).
+func KernelName() string { return best.name }
