@@ -27,6 +27,18 @@ func randomModel(tb testing.TB, config map[string]any, seed uint64) *Model {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	fsys[safetensors.SingleFile] = &fstest.MapFile{Data: randomWeights(tb, cfg, seed)}
+	m, err := LoadFS(fsys)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+// randomWeights is a safetensors file of float32 weights for cfg, normal
+// random values scaled by 1/fan-in to keep activations O(1).
+func randomWeights(tb testing.TB, cfg Config, seed uint64) []byte {
+	tb.Helper()
 	r := rand.New(rand.NewPCG(seed, 1))
 	var w Weights
 	var entries []safetensors.Entry
@@ -38,7 +50,7 @@ func randomModel(tb testing.TB, config map[string]any, seed uint64) *Model {
 		data := make([]float32, n)
 		scale := float32(1)
 		if len(s.shape) == 2 {
-			scale = 1 / float32(s.shape[1]) // keeps activations O(1)
+			scale = 1 / float32(s.shape[1])
 		}
 		for i := range data {
 			data[i] = float32(r.NormFloat64()) * scale
@@ -49,12 +61,7 @@ func randomModel(tb testing.TB, config map[string]any, seed uint64) *Model {
 	if err := safetensors.Write(&buf, entries, nil); err != nil {
 		tb.Fatal(err)
 	}
-	fsys[safetensors.SingleFile] = &fstest.MapFile{Data: buf.Bytes()}
-	m, err := LoadFS(fsys)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return m
+	return buf.Bytes()
 }
 
 // dreamShaped is a Dream config with the given sizes.

@@ -327,7 +327,7 @@ func TestInspect(t *testing.T) {
 func TestGenerationDefaults(t *testing.T) {
 	cfg := func(gen string) fstest.MapFS {
 		fsys := fstest.MapFS{
-			ConfigFile: {Data: qwenConfig(func(c map[string]any) { c["max_position_embeddings"] = 256 })},
+			ConfigFile:          {Data: qwenConfig(func(c map[string]any) { c["max_position_embeddings"] = 256 })},
 			"added_tokens.json": {Data: []byte(`{"<M>": 290}`)},
 		}
 		if gen != "" {

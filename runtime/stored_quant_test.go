@@ -1,10 +1,8 @@
 package runtime
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,29 +25,7 @@ func randomDir(t *testing.T, config map[string]any) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := rand.New(rand.NewPCG(9, 1))
-	var w Weights
-	var entries []safetensors.Entry
-	for _, s := range cfg.specs(&w) {
-		n := 1
-		for _, d := range s.shape {
-			n *= d
-		}
-		data := make([]float32, n)
-		scale := float32(1)
-		if len(s.shape) == 2 {
-			scale = 1 / float32(s.shape[1])
-		}
-		for i := range data {
-			data[i] = float32(r.NormFloat64()) * scale
-		}
-		entries = append(entries, safetensors.Entry{Name: s.name, DType: safetensors.F32, Shape: s.shape, Data: data})
-	}
-	var buf bytes.Buffer
-	if err := safetensors.Write(&buf, entries, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, safetensors.SingleFile), buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, safetensors.SingleFile), randomWeights(t, cfg, 9), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir
