@@ -28,7 +28,7 @@ type scheduler struct {
 	free    []*runtime.State
 
 	// Owned by the loop.
-	batch  *runtime.Batch
+	batch  *runtime.Batch // allocated on the first step of several canvases
 	passes []runtime.Pass
 	items  []runtime.LogitRows
 	jobs   []*job // planned this step, in the order of passes
@@ -69,11 +69,33 @@ const batchBytes = 256 << 20
 func (s *scheduler) init(m *runtime.Model, sp *special, opts Options) {
 	s.model, s.sp, s.opts = m, sp, opts
 	s.maxBatch = opts.MaxBatch
-	c := &m.Config
-	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
-	perRow := 4 * (3*c.Hidden + 2*qd + 2*kvd + qd + 3*c.Intermediate) // bytes, see runtime.work
-	rows := min(s.maxBatch*opts.ContextTokens, max(opts.ContextTokens, batchBytes/perRow))
-	s.batch = m.NewBatch(rows)
+}
+
+// forward runs the planned passes: one canvas in its State's own buffers,
+// several as a batch.
+func (s *scheduler) forward(ctx context.Context) error {
+	if len(s.passes) == 1 {
+		p := s.passes[0]
+		return p.State.Forward(ctx, p.Tokens, p.Lo, p.Hi)
+	}
+	if s.batch == nil {
+		c := &s.model.Config
+		qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+		perRow := 4 * (3*c.Hidden + 2*qd + 2*kvd + qd + 3*c.Intermediate) // bytes, see runtime.work
+		ctxTokens := s.opts.ContextTokens
+		rows := min(max(s.maxBatch, 2)*ctxTokens, max(ctxTokens, batchBytes/perRow))
+		s.batch = s.model.NewBatch(rows)
+	}
+	return s.batch.Forward(ctx, s.passes)
+}
+
+// rowLogits computes the logits of items into out: one State's on its
+// own, several as a batch.
+func (s *scheduler) rowLogits(items []runtime.LogitRows, out []float32) error {
+	if len(items) == 1 {
+		return items[0].State.Logits(items[0].Rows, out)
+	}
+	return s.batch.Logits(items, out)
 }
 
 // run denoises the canvases of one request among the others in flight.
@@ -210,7 +232,7 @@ func (s *scheduler) step(active []*flight) []*flight {
 			ctx = active[0].ctx
 		}
 		start := time.Now()
-		err := s.batch.Forward(ctx, s.passes)
+		err := s.forward(ctx)
 		if err == nil {
 			err = s.score()
 		}
@@ -259,7 +281,7 @@ func (s *scheduler) score() error {
 			s.logits = make([]float32, rows*vocab)
 		}
 		out := s.logits[:rows*vocab]
-		if err := s.batch.Logits(s.items[first:last], out); err != nil {
+		if err := s.rowLogits(s.items[first:last], out); err != nil {
 			return err
 		}
 		for i, j := range s.jobs[first:last] {
