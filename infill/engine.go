@@ -66,21 +66,26 @@ func NewEngine(m *runtime.Model, tok *tokenizer.Tokenizer, opts Options) (*Engin
 // Options returns the engine's options with defaults filled in.
 func (e *Engine) Options() Options { return e.opts }
 
+// spanLen is the masks a hole gets: the mode's length, or maxTokens if set.
+func (e *Engine) spanLen(single bool, maxTokens int) int {
+	switch {
+	case maxTokens > 0:
+		return maxTokens
+	case single:
+		return e.opts.SingleLineTokens
+	}
+	return e.opts.MultiLineTokens
+}
+
 // Complete fills the middle between req.Prefix and req.Suffix.
 func (e *Engine) Complete(ctx context.Context, req Request) (Result, error) {
 	mode := req.Mode
 	if mode == Auto {
 		mode = decideMode(req.Prefix, req.Suffix)
 	}
-	n := e.opts.SingleLineTokens
-	if mode == MultiLine {
-		n = e.opts.MultiLineTokens
-	}
-	if req.MaxTokens > 0 {
-		n = req.MaxTokens
-	}
 	start := time.Now()
-	c, err := e.canvas([]string{req.Prefix, req.Suffix}, []int{n}, []bool{mode == SingleLine})
+	single := mode == SingleLine
+	c, err := e.canvas([]string{req.Prefix, req.Suffix}, []int{e.spanLen(single, req.MaxTokens)}, []bool{single})
 	if err != nil {
 		return Result{}, err
 	}

@@ -13,13 +13,7 @@ func (e *Engine) holeCanvases(req HolesRequest) ([]*canvas, error) {
 	lens, single := make([]int, holes), make([]bool, holes)
 	for i := range holes {
 		single[i] = decideMode(parts[i], parts[i+1]) == SingleLine
-		lens[i] = e.opts.MultiLineTokens
-		if single[i] {
-			lens[i] = e.opts.SingleLineTokens
-		}
-		if req.MaxTokens > 0 {
-			lens[i] = req.MaxTokens
-		}
+		lens[i] = e.spanLen(single[i], req.MaxTokens)
 	}
 	alone := make([]*canvas, holes)
 	for i := range holes {
