@@ -1,6 +1,11 @@
+//go:build !noembed
+
 // Package models holds infuse's embedded default model: a small Dream-family
 // masked-diffusion code model trained by train/ (see default/MODEL_CARD.md).
 // Call [Default] for its files.
+//
+// Built with -tags noembed, the binary carries no model and Default reads
+// the directory [Dir] instead (for packagers who ship the weights apart).
 package models
 
 import (

@@ -1,6 +1,7 @@
 """Export a training checkpoint in the Hugging Face "Dream" layout infuse loads.
 
   python3 train/export.py ckpt/latest.pt train/out/default
+  python3 train/export.py DIR train/out/default   (DIR: the parts train.py --send wrote)
 
 Writes config.json, model.safetensors (f32; written here, no safetensors package),
 tokenizer.json, generation_config.json, and ref_ids.txt + ref_logits.npy: the raw
@@ -101,7 +102,11 @@ def main():
     ap.add_argument("--tokenizer", default=os.path.join(HERE, "out", "tokenizer.json"))
     args = ap.parse_args()
 
-    st = torch.load(args.ckpt, map_location="cpu")
+    if os.path.isdir(args.ckpt):  # train.py --send's parts
+        from train import merge_parts
+        st = merge_parts(args.ckpt)
+    else:
+        st = torch.load(args.ckpt, map_location="cpu")
     cfg = Config(**st["config"])
     model = DreamLM(cfg)
     model.load_state_dict(st["model"])

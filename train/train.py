@@ -18,6 +18,7 @@ import argparse
 import bisect
 import json
 import math
+import multiprocessing as mp
 import os
 import random
 import sys
@@ -37,16 +38,29 @@ BUCKETS = (4, 8, 16, 32, 64)
 
 # ---------------------------------------------------------------- data
 
-def load_split(tok, data_dir, split):
-    """Files of a split and their token stream (each file followed by EOS), cached."""
+_pool_tok = None
+
+
+def _encode_file(text):
+    return np.asarray(_pool_tok.encode(text) + [_pool_tok.eos], dtype=np.int32)
+
+
+def load_split(tok, data_dir, split, procs=1):
+    """Files of a split and their token stream (each file followed by EOS), cached.
+    The first call tokenizes, in `procs` processes (forked: they inherit the tokenizer)."""
+    global _pool_tok
     files = list(read_split(os.path.join(data_dir, split + ".jsonl")))
     cache = os.path.join(data_dir, f"{split}_tokens_v{tok.vocab_size}.npy")
     if os.path.exists(cache):
         stream = np.load(cache)
     else:
-        parts = []
-        for f in files:
-            parts.append(np.asarray(tok.encode(f["text"]) + [tok.eos], dtype=np.int32))
+        _pool_tok = tok
+        texts = [f["text"] for f in files]
+        if procs > 1:
+            with mp.get_context("fork").Pool(procs) as pool:
+                parts = pool.map(_encode_file, texts, chunksize=16)
+        else:
+            parts = [_encode_file(t) for t in texts]
         stream = np.concatenate(parts)
         np.save(cache + ".tmp.npy", stream)
         os.replace(cache + ".tmp.npy", cache)
@@ -156,15 +170,89 @@ class Sampler:
         return rows, mpos, weights, kinds, diff_rows
 
 
+def pack(rows, mpos, weights, kinds, diff_rows):
+    """A batch as numpy arrays: cheap to send between processes and to turn into tensors."""
+    return (np.asarray(rows, dtype=np.int64), np.asarray(mpos, dtype=np.int64).reshape(-1, 2),
+            np.asarray(weights, dtype=np.float32), np.asarray(kinds, dtype=np.int64), diff_rows)
+
+
 def tensors(tok, rows, mpos, weights, kinds, device):
-    x0 = torch.tensor(rows, dtype=torch.long)
+    x0, mp_, w, k, _ = pack(rows, mpos, weights, kinds, 0)
+    return packed_tensors(tok, (x0, mp_, w, k), device)
+
+
+def packed_tensors(tok, packed, device):
+    x0, mpos, w, k = (torch.from_numpy(a) for a in packed[:4])
+    r, j = mpos[:, 0], mpos[:, 1]
     xt = x0.clone()
-    r = torch.tensor([p[0] for p in mpos], dtype=torch.long)
-    j = torch.tensor([p[1] for p in mpos], dtype=torch.long)
     xt[r, j] = tok.mask
-    return (xt.to(device), r.to(device), j.to(device), x0[r, j].to(device),
-            torch.tensor(weights, dtype=torch.float32, device=device),
-            torch.tensor(kinds, dtype=torch.long, device=device))
+    device = torch.device(device)
+    nb = device.type == "cuda"
+    return (xt.to(device, non_blocking=nb), r.to(device, non_blocking=nb), j.to(device, non_blocking=nb),
+            x0[r, j].to(device, non_blocking=nb), w.to(device, non_blocking=nb), k.to(device, non_blocking=nb))
+
+
+def _sample_forever(sampler, seed, n, infill_frac, queue):
+    rng = random.Random(seed)
+    torch.set_num_threads(1)
+    while True:
+        queue.put(pack(*sampler.batch(rng, n, infill_frac)))
+
+
+class Batches:
+    """Training batches drawn in the main process from `rng` (reproducible across resumes), or
+    by `workers` processes seeded from `seed` (for a GPU, which one core cannot keep busy; the
+    order then depends on the workers' timing). Spawned, not forked: CUDA may be initialised."""
+
+    def __init__(self, sampler, rng, n, infill_frac, workers, seed):
+        self.sampler, self.rng, self.n, self.infill_frac = sampler, rng, n, infill_frac
+        self.procs = []
+        if workers:
+            ctx = mp.get_context("spawn")
+            self.queue = ctx.Queue(maxsize=4 * workers)
+            for w in range(workers):
+                p = ctx.Process(target=_sample_forever, daemon=True,
+                                args=(sampler, seed * 1000 + w, n, infill_frac, self.queue))
+                p.start()
+                self.procs.append(p)
+
+    def next(self):
+        if self.procs:
+            return self.queue.get()
+        return pack(*self.sampler.batch(self.rng, self.n, self.infill_frac))
+
+    def close(self):
+        for p in self.procs:
+            p.terminate()
+
+
+def save_parts(model, cfg, step, elapsed, tokens, outdir, dtype, max_bytes=15 << 20):
+    """The weights in files of at most max_bytes (a transfer limit), each a torch.save of
+    {"model": part of the state dict, "config", "step", "elapsed", "tokens"}; merge_parts joins them."""
+    os.makedirs(outdir, exist_ok=True)
+    parts, cur, size = [], {}, 0
+    for name, t in model.state_dict().items():
+        t = t.detach().to("cpu", dtype)
+        if cur and size + t.numel() * t.element_size() > max_bytes:
+            parts.append(cur)
+            cur, size = {}, 0
+        cur[name] = t
+        size += t.numel() * t.element_size()
+    parts.append(cur)
+    for i, part in enumerate(parts):
+        save(os.path.join(outdir, f"part{i}.pt"), {"model": part, "config": cfg.to_dict(), "step": step,
+                                                   "elapsed": elapsed, "tokens": tokens, "parts": len(parts)})
+
+
+def merge_parts(indir):
+    """A checkpoint export.py reads, from save_parts' files (weights back to float32)."""
+    first = torch.load(os.path.join(indir, "part0.pt"), map_location="cpu")
+    model = {}
+    for i in range(first["parts"]):
+        part = torch.load(os.path.join(indir, f"part{i}.pt"), map_location="cpu")
+        assert part["step"] == first["step"], "parts of different steps"
+        model.update({k: v.float() for k, v in part["model"].items()})
+    return {**{k: first[k] for k in ("config", "step", "elapsed", "tokens")}, "model": model}
 
 
 def losses(model, xt, r, j, tgt, w, kind, diff_rows, seq_len):
@@ -287,6 +375,12 @@ def main():
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (benchmarks)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=0, help="processes drawing batches (0: the main process)")
+    ap.add_argument("--procs", type=int, default=1, help="processes tokenizing the corpus on the first run")
+    ap.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA)")
+    ap.add_argument("--send", default="", help="also write the weights here, in files of at most 15 MiB "
+                    "(save_parts), whenever val_infill is the best yet: to bring them back from a rented machine")
+    ap.add_argument("--send-dtype", default="float32", choices=("float32", "bfloat16"))
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
 
@@ -329,8 +423,8 @@ def main():
     del state
 
     t0 = time.time()
-    files, stream = load_split(tok, args.data, "train")
-    vfiles, vstream = load_split(tok, args.data, "valid")
+    files, stream = load_split(tok, args.data, "train", args.procs)
+    vfiles, vstream = load_split(tok, args.data, "valid", args.procs)
     sampler = Sampler(tok, files, stream, args.seq_len)
     valid = build_valid(tok, Sampler(tok, vfiles, vstream, args.seq_len), args.val_seqs, args.seq_len)
     print(f"data: {len(stream)} train tokens, {len(vstream)} valid tokens ({time.time() - t0:.0f}s); "
@@ -357,7 +451,16 @@ def main():
         log(logf, rec)
         print(json.dumps(rec), flush=True)
 
-    tuner = ThreadTuner(threads, args.probe_every) if args.threads == 0 else None
+    tuner = ThreadTuner(threads, args.probe_every) if args.threads == 0 and device.type == "cpu" else None
+    batches = Batches(sampler, rng, args.batch, args.infill_frac, args.workers, args.seed + step)
+    best = [math.inf]
+
+    def validated(rec):
+        log(logf, rec)
+        print(json.dumps(rec), flush=True)
+        if args.send and rec["val_infill"] < best[0]:
+            best[0] = rec["val_infill"]
+            save_parts(model, cfg, step, elapsed, tokens_seen, args.send, getattr(torch, args.send_dtype))
     while elapsed < budget:
         if args.max_steps and step >= args.max_steps:
             break
@@ -365,9 +468,10 @@ def main():
         lr = lr_at(args, step, elapsed / budget)
         for g in opt.param_groups:
             g["lr"] = lr
-        rows, mpos, weights, kinds, diff_rows = sampler.batch(rng, args.batch, args.infill_frac)
-        xt, r, j, tgt, w, k = tensors(tok, rows, mpos, weights, kinds, device)
-        ld, li, _ = losses(model, xt, r, j, tgt, w, k, diff_rows, args.seq_len)
+        packed = batches.next()
+        xt, r, j, tgt, w, k = packed_tensors(tok, packed, device)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=args.amp):
+            ld, li, _ = losses(model, xt, r, j, tgt, w, k, packed[4], args.seq_len)
         loss = ld + li
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -378,23 +482,22 @@ def main():
         elapsed = start_elapsed + (time.time() - t_start)
         if tuner:
             tuner.observe(time.time() - t_step)
-        window["ld"] += ld.item()
-        window["li"] += li.item()
+        window["ld"] += ld.detach()  # no .item() here: it would wait for the GPU every step
+        window["li"] += li.detach()
         window["n"] += 1
         window["tok"] += args.batch * args.seq_len
         if step % args.log_every == 0:
             dt = time.time() - window["t"]
-            rec = {"step": step, "elapsed": round(elapsed, 1), "lr": lr, "loss_diffusion": window["ld"] / window["n"],
-                   "loss_infill": window["li"] / window["n"], "grad_norm": float(gn),
+            rec = {"step": step, "elapsed": round(elapsed, 1), "lr": lr,
+                   "loss_diffusion": float(window["ld"]) / window["n"],
+                   "loss_infill": float(window["li"]) / window["n"], "grad_norm": float(gn),
                    "tok_per_s": window["tok"] / dt, "tokens": tokens_seen, "threads": torch.get_num_threads()}
             log(logf, rec)
             print(json.dumps(rec), flush=True)
             window = {"ld": 0.0, "li": 0.0, "n": 0, "t": time.time(), "tok": 0}
         now = time.time()
         if now - last_val >= args.val_minutes * 60:
-            rec = {"step": step, "elapsed": round(elapsed, 1), **evaluate(model, tok, valid, device, args.seq_len)}
-            log(logf, rec)
-            print(json.dumps(rec), flush=True)
+            validated({"step": step, "elapsed": round(elapsed, 1), **evaluate(model, tok, valid, device, args.seq_len)})
             last_val = time.time()
         if now - last_ckpt >= args.ckpt_minutes * 60:
             tag = None
@@ -404,11 +507,10 @@ def main():
             checkpoint(tag)
             last_ckpt = time.time()
 
-    rec = {"step": step, "elapsed": round(elapsed, 1), "final": True,
-           **evaluate(model, tok, valid, device, args.seq_len)}
-    log(logf, rec)
-    print(json.dumps(rec), flush=True)
+    validated({"step": step, "elapsed": round(elapsed, 1), "final": True,
+               **evaluate(model, tok, valid, device, args.seq_len)})
     checkpoint("final")
+    batches.close()
     print("done", flush=True)
 
 
