@@ -1,7 +1,7 @@
 //go:build !noembed
 
 // Package models holds infuse's embedded default model: a small Dream-family
-// masked-diffusion code model trained by train/ (see default/MODEL_CARD.md).
+// masked-diffusion code model trained by train/ (see MODEL_CARD.md beside this file).
 // Call [Default] for its files.
 //
 // Built with -tags noembed, the binary carries no model and Default reads

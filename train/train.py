@@ -377,6 +377,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=0, help="processes drawing batches (0: the main process)")
     ap.add_argument("--procs", type=int, default=1, help="processes tokenizing the corpus on the first run")
+    ap.add_argument("--init", default="", help="start a new run from these weights (save_parts' files)")
     ap.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA)")
     ap.add_argument("--send", default="", help="also write the weights here, in files of at most 15 MiB "
                     "(save_parts), whenever val_infill is the best yet: to bring them back from a rented machine")
@@ -413,6 +414,12 @@ def main():
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
     rng = random.Random(args.seed)
     step, elapsed, tokens_seen = 0, 0.0, 0
+    if state is None and args.init:
+        init = merge_parts(args.init)
+        if Config(**init["config"]) != cfg:
+            raise SystemExit(f"--init {args.init}: its config {init['config']} is not this run's {cfg}")
+        model.load_state_dict(init["model"])
+        print(f"initialised from {args.init} (step {init['step']}, {init['tokens']} tokens)", flush=True)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
