@@ -108,10 +108,13 @@ func TestLlamacppDreamShift(t *testing.T) {
 // checkpoints cannot show this: their rows (64, 128) are shorter than a K
 // super-block, so every matrix there falls back to Q8_0. Here ffn_down
 // (rows of 704) falls back to Q8_0 and the rest is stored as asked.
-// Measured: Q8_0 9.3e-3, Q6_K 1.8e-2, Q5_K 3.2e-2, Q4_K 6.1e-2, Q4_0
-// 7.1e-2; the bounds leave about a factor of two. The greedy choice (the
-// top logit of each row) must agree with the F32 model's on all but a
-// few rows.
+// Measured on version 3 of the default model: Q8_0 1.4e-2, Q6_K 5.2e-2,
+// Q5_K 7.1e-2, Q4_K 0.14, Q4_0 0.17 (version 1: 9.3e-3, 1.8e-2, 3.2e-2,
+// 6.1e-2, 7.1e-2: the longer-trained model's larger weights quantize
+// worse); the bounds leave about a third more, while a wrong scale or bit
+// layout gives errors near 1 (runtime/gguf checks each block format
+// against numpy). The greedy choice (the top logit of each row) must agree
+// with the F32 model's on most rows.
 func TestGGUFQuantizedLogits(t *testing.T) {
 	dir := filepath.Join("..", "models", "default")
 	ref, err := Load(dir)
@@ -125,7 +128,7 @@ func TestGGUFQuantizedLogits(t *testing.T) {
 		typ   gguf.Type
 		bound float64
 		agree int // of the 24 rows' top logits
-	}{{gguf.Q8_0, 2e-2, 22}, {gguf.Q6_K, 3.5e-2, 21}, {gguf.Q5_K, 6e-2, 20}, {gguf.Q4_K, 0.12, 18}, {gguf.Q4_0, 0.14, 18}} {
+	}{{gguf.Q8_0, 2e-2, 22}, {gguf.Q6_K, 7e-2, 20}, {gguf.Q5_K, 9.5e-2, 20}, {gguf.Q4_K, 0.18, 18}, {gguf.Q4_0, 0.22, 15}} {
 		path := convertGGUF(t, dir, c.typ)
 		m, err := Load(path)
 		if err != nil {
