@@ -165,17 +165,23 @@ func (c *Config) generation(fsys fs.FS) error {
 	if err := json.Unmarshal(data, &g); err != nil {
 		return fmt.Errorf("%s: %v", GenerationFile, err)
 	}
-	if g.Threshold != nil {
-		if *g.Threshold <= 0 || *g.Threshold > 1 {
-			return fmt.Errorf("%s: threshold %v outside (0,1]", GenerationFile, *g.Threshold)
+	return c.setDecoding(g.Threshold, g.ContextTokens, GenerationFile+": threshold", GenerationFile+": context_tokens")
+}
+
+// setDecoding sets the decoding defaults that are given, after checking
+// them; thresholdKey and contextKey name them in errors.
+func (c *Config) setDecoding(threshold *float64, contextTokens *int, thresholdKey, contextKey string) error {
+	if threshold != nil {
+		if *threshold <= 0 || *threshold > 1 {
+			return fmt.Errorf("%s %v outside (0,1]", thresholdKey, *threshold)
 		}
-		c.Threshold = *g.Threshold
+		c.Threshold = *threshold
 	}
-	if g.ContextTokens != nil {
-		if n := *g.ContextTokens; n < 64 || (c.MaxPositions > 0 && n > c.MaxPositions) {
-			return fmt.Errorf("%s: context_tokens %d: want at least 64 and at most max_position_embeddings (%d)", GenerationFile, n, c.MaxPositions)
+	if contextTokens != nil {
+		if n := *contextTokens; n < 64 || (c.MaxPositions > 0 && n > c.MaxPositions) {
+			return fmt.Errorf("%s %d: want at least 64 and at most max_position_embeddings (%d)", contextKey, n, c.MaxPositions)
 		}
-		c.ContextTokens = *g.ContextTokens
+		c.ContextTokens = *contextTokens
 	}
 	return nil
 }

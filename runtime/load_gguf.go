@@ -56,6 +56,11 @@ const (
 	// keyExpand records DreamOn's <|expand|> id. llama.cpp has no such key;
 	// readers that do not know it ignore it.
 	keyExpand = "infuse.expand_token_id"
+	// keyThreshold and keyContextTokens carry generation_config.json's
+	// decoding defaults (Config.Threshold, Config.ContextTokens) through a
+	// conversion; they are infuse's keys too.
+	keyThreshold     = "infuse.threshold"
+	keyContextTokens = "infuse.context_tokens"
 )
 
 // ggufArch is the general.architecture of each family.
@@ -314,6 +319,22 @@ func GGUFConfig(f *gguf.File) (Config, error) {
 	}
 	if c.Mask < 0 {
 		return c, fmt.Errorf("metadata: no %s, and no mask token (%s) in %s", keyMask, strings.Join(maskNames, " "), keyTokens)
+	}
+	var threshold *float64
+	var contextTokens *int
+	if md.has(keyThreshold) {
+		v := md.float(keyThreshold, 0)
+		threshold = &v
+	}
+	if md.has(keyContextTokens) {
+		n := md.int(keyContextTokens, 0)
+		contextTokens = &n
+	}
+	if md.err != nil {
+		return c, md.err
+	}
+	if err := c.setDecoding(threshold, contextTokens, "metadata: "+keyThreshold, "metadata: "+keyContextTokens); err != nil {
+		return c, err
 	}
 	if err := c.validate(); err != nil {
 		// validate names config.json keys; the values came from metadata.
@@ -653,6 +674,12 @@ func ggufMetadata(c Config, name string, typ gguf.Type) []gguf.KV {
 		if t.id >= 0 {
 			md = append(md, gguf.KV{Key: t.key, Value: uint32(t.id)})
 		}
+	}
+	if c.Threshold > 0 {
+		md = append(md, gguf.KV{Key: keyThreshold, Value: float32(c.Threshold)})
+	}
+	if c.ContextTokens > 0 {
+		md = append(md, gguf.KV{Key: keyContextTokens, Value: uint32(c.ContextTokens)})
 	}
 	return md
 }

@@ -134,6 +134,10 @@ func TestGGUFQuantizedLogits(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.typ, err)
 		}
+		if got, want := m.Config, ref.Config; got.Threshold != want.Threshold || got.ContextTokens != want.ContextTokens {
+			t.Errorf("%s: decoding defaults τ %v, context %d; generation_config.json has %v, %d",
+				c.typ, got.Threshold, got.ContextTokens, want.Threshold, want.ContextTokens)
+		}
 		info := m.Info()
 		got := fullLogits(t, m, ids)
 		e := relErr(got, want)
