@@ -66,6 +66,9 @@ func NewEngine(m *runtime.Model, tok *tokenizer.Tokenizer, opts Options) (*Engin
 // Options returns the engine's options with defaults filled in.
 func (e *Engine) Options() Options { return e.opts }
 
+// Model returns the model the engine runs.
+func (e *Engine) Model() *runtime.Model { return e.model }
+
 // spanLen is the masks a hole gets: the mode's length, or maxTokens if set.
 func (e *Engine) spanLen(single bool, maxTokens int) int {
 	switch {

@@ -31,6 +31,7 @@ func init() {
 
 type benchReport struct {
 	Model            string  `json:"model"`
+	Weights          string  `json:"weights,omitempty"` // the types the matrices are computed in
 	Sampler          string  `json:"sampler"`
 	Mode             string  `json:"mode"`
 	Exact            bool    `json:"exact"`
@@ -151,6 +152,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		StepMillis:      float64(steps.Microseconds()) / 1000 / float64(max(nfe-len(lat), 1)),
 	}
 	rep.Sampler, rep.Exact = engineLabel(eng)
+	if e, ok := eng.(*infill.Engine); ok {
+		rep.Weights = e.Model().Computed()
+	}
 	for _, l := range lat {
 		rep.MeanMillis += l / n
 	}
@@ -167,6 +171,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return enc.Encode(rep)
 	}
 	fmt.Fprintf(stdout, "%d %s completions (%s sampler, model %s)\n", rep.Completions, rep.Mode, rep.Sampler, rep.Model)
+	if rep.Weights != "" {
+		fmt.Fprintf(stdout, "weights   %s\n", rep.Weights)
+	}
 	fmt.Fprintf(stdout, "latency   p50 %.1f ms   p90 %.1f ms   mean %.1f ms\n", rep.P50Millis, rep.P90Millis, rep.MeanMillis)
 	fmt.Fprintf(stdout, "forwards  %.2f per completion, %.2f tokens per forward\n", rep.NFE, rep.TokensPerForward)
 	fmt.Fprintf(stdout, "time      first pass %.1f ms, cached step %.1f ms, forward %.1f GFLOP/s\n",

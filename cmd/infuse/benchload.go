@@ -50,7 +50,7 @@ func benchLoad(ctx context.Context, eo engineOptions, reqs []infill.Request, edi
 	} else if isRemote {
 		return usageErr("--editors measures the in-process engine (--engine local)")
 	}
-	m, err := loadModel(eo.Model)
+	m, err := loadModel(eo.Model, eo.Weights)
 	if err != nil {
 		return err
 	}

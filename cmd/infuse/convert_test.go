@@ -34,7 +34,7 @@ func TestConvertCommand(t *testing.T) {
 			t.Errorf("model info lacks %q:\n%s", want, stdout.String())
 		}
 	}
-	m, err := loadModel(out)
+	m, err := loadModel(out, "stored")
 	if err != nil {
 		t.Fatal(err)
 	}

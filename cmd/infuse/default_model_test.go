@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/infuse-lsp/infuse/kernels/cpu"
 )
 
 // TestEvalResumes runs eval over a task file, cuts the output short in the
@@ -157,5 +159,40 @@ func TestBenchEditors(t *testing.T) {
 		if code := run(context.Background(), bad, &stdout, &stderr); code != 2 {
 			t.Errorf("%q: exit %d, want 2", bad, code)
 		}
+	}
+}
+
+// TestWeightsFlag runs the bench on the default model with its matrices as
+// stored and quantized at load: the report names what they were computed
+// in, and a type that does not exist is a usage error.
+func TestWeightsFlag(t *testing.T) {
+	want := map[string]string{"stored": "F32×25", "q8_0": "Q8_0×25"}
+	if !cpu.Native(cpu.FormatQ8_0) {
+		want["q8_0"] = "" // an error: no int8 kernels
+	}
+	for _, w := range []string{"stored", "q8_0"} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"bench", "--n", "1", "--json", "--weights", w}, &stdout, &stderr)
+		if want[w] == "" {
+			if code == 0 || !strings.Contains(stderr.String(), "int8") {
+				t.Errorf("--weights %s without int8 kernels: exit %d: %s", w, code, stderr.String())
+			}
+			continue
+		}
+		if code != 0 {
+			t.Fatalf("--weights %s: exit %d: %s", w, code, stderr.String())
+		}
+		var rep benchReport
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+			t.Fatalf("%v: %s", err, stdout.String())
+		}
+		if rep.Weights != want[w] || rep.Completions == 0 {
+			t.Errorf("--weights %s: computed as %q in %d completions, want %q", w, rep.Weights, rep.Completions, want[w])
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"bench", "--n", "1", "--weights", "q4"}, &stdout, &stderr); code != 2 ||
+		!strings.Contains(stderr.String(), `--weights "q4": want auto, stored or q8_0`) {
+		t.Errorf("--weights q4: exit %d: %s", code, stderr.String())
 	}
 }

@@ -34,7 +34,7 @@ func runModelInfo(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case fs.NArg() == 1:
 		dir = fs.Arg(0)
 	case dir == "":
-		m, err := loadModel("")
+		m, err := loadModel("", "stored")
 		if err != nil {
 			return err
 		}
