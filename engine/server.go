@@ -37,6 +37,9 @@ type Server struct {
 	// Model names the model the completer runs, as clients name it in
 	// hello; a client that asks for another is refused.
 	Model string
+	// Weights says what the model's matrices are computed in, for status
+	// (runtime.Model.Computed); "" if unknown.
+	Weights string
 	// Workers is how many requests are handed to the completer at once
 	// (for the in-process engine, its batch size). 0 means 1.
 	Workers int

@@ -12,7 +12,8 @@ import (
 // Status is what a running engine reports about itself.
 type Status struct {
 	Version    int           `json:"version"`
-	Model      string        `json:"model"` // "" is the embedded default model
+	Model      string        `json:"model"`             // "" is the embedded default model
+	Weights    string        `json:"weights,omitempty"` // what its matrices are computed in, as "Q8_0×25"
 	PID        int           `json:"pid"`
 	Uptime     time.Duration `json:"uptime_ns"`
 	Clients    int           `json:"clients"`     // connected clients (status queries not counted)
@@ -38,6 +39,7 @@ func (s *Server) Status() Status {
 	st := Status{
 		Version:    Version,
 		Model:      s.Model,
+		Weights:    s.Weights,
 		PID:        os.Getpid(),
 		Uptime:     time.Since(s.started),
 		Clients:    s.clients,

@@ -79,6 +79,7 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	s := &engine.Server{
 		Completer: eng,
 		Model:     o.Model,
+		Weights:   eng.Model().Computed(),
 		Workers:   eng.Options().MaxBatch,
 		Queue:     *queue,
 		Idle:      *idle,
@@ -124,6 +125,9 @@ func runEngineStatus(ctx context.Context, args []string, stdout, stderr io.Write
 		return enc.Encode(st)
 	}
 	fmt.Fprintf(stdout, "model     %s\n", modelName(st.Model))
+	if st.Weights != "" {
+		fmt.Fprintf(stdout, "weights   %s\n", st.Weights)
+	}
 	fmt.Fprintf(stdout, "socket    %s\n", path)
 	fmt.Fprintf(stdout, "process   pid %d, up %v, %.1f MiB resident\n", st.PID, st.Uptime.Round(time.Second), float64(st.RSS)/(1<<20))
 	fmt.Fprintf(stdout, "clients   %d\n", st.Clients)

@@ -83,7 +83,7 @@ func TestEngineStatus(t *testing.T) {
 	defer release()
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- (&engine.Server{Completer: echo{}, Model: "/models/m", Queue: 3}).Serve(ctx, ln) }()
+	go func() { done <- (&engine.Server{Completer: echo{}, Model: "/models/m", Weights: "Q8_0×25", Queue: 3}).Serve(ctx, ln) }()
 	defer func() { stop(); <-done }()
 	c, err := engine.Connect(ctx, engine.Options{Model: "/models/m", Socket: socket})
 	if err != nil {
@@ -99,7 +99,7 @@ func TestEngineStatus(t *testing.T) {
 	if code := run(ctx, []string{"engine", "status", "--socket", socket}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	for _, want := range []string{"model     /models/m", "clients   1", "limit 3", "1 served", "latency   p50 ", "MiB resident"} {
+	for _, want := range []string{"model     /models/m", "weights   Q8_0×25", "clients   1", "limit 3", "1 served", "latency   p50 ", "MiB resident"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, stdout.String())
 		}
