@@ -44,9 +44,14 @@ func forwardFLOP(c *Config, m, n, scored int) float64 {
 	return 2 * float64(macs)
 }
 
-func benchForward(b *testing.B, lo, hi int) {
+func benchForward(b *testing.B, lo, hi int, q8 bool) {
 	m := defaultModel(b)
 	defer m.Close()
+	if q8 {
+		if _, err := m.QuantizeQ8(); err != nil {
+			b.Skip(err)
+		}
+	}
 	ids := stepTokens(m)
 	s := m.NewState(stepCanvas)
 	ctx := context.Background()
@@ -90,12 +95,22 @@ func benchForward(b *testing.B, lo, hi int) {
 
 // BenchmarkForwardFull is the full pass of a completion: Forward over all
 // 256 positions and Logits for 16 rows.
-func BenchmarkForwardFull(b *testing.B) { benchForward(b, 0, stepCanvas) }
+func BenchmarkForwardFull(b *testing.B) { benchForward(b, 0, stepCanvas, false) }
 
 // BenchmarkForwardWindow is a cached step: Forward over a window of 17 rows
 // attending over 256 positions, and Logits for 16 of them.
 func BenchmarkForwardWindow(b *testing.B) {
-	benchForward(b, stepCanvas/2, stepCanvas/2+stepWindow)
+	benchForward(b, stepCanvas/2, stepCanvas/2+stepWindow, false)
+}
+
+// BenchmarkForwardFullQ8 and BenchmarkForwardWindowQ8 are the same passes
+// with the matrices in Q8_0 (Model.QuantizeQ8, what --weights auto runs on
+// a CPU with VNNI); their GFLOP/s count the same arithmetic, so %peak is
+// against the float32 FMA peak.
+func BenchmarkForwardFullQ8(b *testing.B) { benchForward(b, 0, stepCanvas, true) }
+
+func BenchmarkForwardWindowQ8(b *testing.B) {
+	benchForward(b, stepCanvas/2, stepCanvas/2+stepWindow, true)
 }
 
 // bestWindow returns the fastest seconds per call of f over trials windows,
