@@ -97,6 +97,22 @@ class ModelTest(unittest.TestCase):
         got = self.model(torch.tensor([ids]))[0].detach().numpy()
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
+    def test_parts_round_trip(self):
+        from train import merge_parts, save_parts
+        with tempfile.TemporaryDirectory() as d:
+            save_parts(self.model, self.cfg, 7, 1.5, 1000, d, torch.float32, max_bytes=4096)
+            n = len([f for f in os.listdir(d) if f.startswith("part")])
+            self.assertGreater(n, 1)
+            st = merge_parts(d)
+            self.assertEqual((st["step"], st["tokens"], Config(**st["config"])), (7, 1000, self.cfg))
+            for k, v in self.model.state_dict().items():
+                self.assertTrue(torch.equal(st["model"][k], v), k)
+            save_parts(self.model, self.cfg, 8, 2.0, 2000, d, torch.bfloat16, max_bytes=4096)
+            st = merge_parts(d)  # fewer parts now: the stale ones are not read
+            for k, v in self.model.state_dict().items():
+                self.assertEqual(st["model"][k].dtype, torch.float32)
+                self.assertTrue(torch.equal(st["model"][k], v.to(torch.bfloat16).float()), k)
+
     def test_attention_is_bidirectional(self):
         ids = torch.tensor([[5, 17, 3, 9, 40]])
         a = self.model(ids)[0, 0]
@@ -141,6 +157,18 @@ class DataTest(unittest.TestCase):
             # (skip the first prefix tokens: the left cut may split a UTF-8 character)
             piece = self.tok.decode(ids[min(a, 3):a] + mid[:n])
             self.assertTrue(any(piece in x for x in texts))
+
+    def test_packed_tensors_match_lists(self):
+        from train import pack, packed_tensors
+        rows, mpos, weights, kinds, diff_rows = self.sampler.batch(random.Random(5), 4, 0.5)
+        xt, r, j, tgt, w, k = packed_tensors(self.tok, pack(rows, mpos, weights, kinds, diff_rows), "cpu")
+        self.assertEqual(r.tolist(), [p[0] for p in mpos])
+        self.assertEqual(j.tolist(), [p[1] for p in mpos])
+        self.assertEqual(tgt.tolist(), [rows[a][b] for a, b in mpos])
+        self.assertTrue((xt[r, j] == self.tok.mask).all())
+        self.assertEqual(int((xt != torch.tensor(rows)).sum()), len(set(mpos)))
+        self.assertEqual(w.tolist(), np.asarray(weights, dtype=np.float32).tolist())
+        self.assertEqual(k.tolist(), kinds)
 
     def test_batch_masks_only_inside_span_for_infill(self):
         rng = random.Random(3)
