@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/infuse-lsp/infuse/bench/kernels/fmapeak"
+	"github.com/infuse-lsp/infuse/kernels/cpu"
 )
 
 // The whole forward of the default model against the machine's FMA peak:
@@ -45,13 +46,11 @@ func forwardFLOP(c *Config, m, n, scored int) float64 {
 }
 
 func benchForward(b *testing.B, lo, hi int, q8 bool) {
-	m := defaultModel(b)
-	defer m.Close()
-	if q8 {
-		if _, err := m.QuantizeQ8(); err != nil {
-			b.Skip(err)
-		}
+	if q8 && !cpu.Native(cpu.FormatQ8_0) {
+		b.Skip(errNoInt8)
 	}
+	m := defaultModelWith(b, LoadOptions{Q8: q8})
+	defer m.Close()
 	ids := stepTokens(m)
 	s := m.NewState(stepCanvas)
 	ctx := context.Background()
@@ -104,7 +103,7 @@ func BenchmarkForwardWindow(b *testing.B) {
 }
 
 // BenchmarkForwardFullQ8 and BenchmarkForwardWindowQ8 are the same passes
-// with the matrices in Q8_0 (Model.QuantizeQ8, what --weights auto runs on
+// with the matrices in Q8_0 (LoadOptions.Q8, what --weights auto runs on
 // a CPU with VNNI); their GFLOP/s count the same arithmetic, so %peak is
 // against the float32 FMA peak.
 func BenchmarkForwardFullQ8(b *testing.B) { benchForward(b, 0, stepCanvas, true) }

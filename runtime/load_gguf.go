@@ -78,15 +78,18 @@ func ggufArch(f Family) string {
 // closed. Matrices stored as BF16, F16, Q8_0 or Q4_K are packed in that type
 // and computed in it (see cpu.Linear); the rest, and the embedding, norms
 // and biases, are converted to float32.
-func LoadGGUF(path string) (*Model, error) {
-	m, err := loadGGUF(path)
+func LoadGGUF(path string) (*Model, error) { return LoadGGUFWith(path, LoadOptions{}) }
+
+// LoadGGUFWith is [LoadGGUF] with options.
+func LoadGGUFWith(path string, o LoadOptions) (*Model, error) {
+	m, err := loadGGUF(path, o)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	return m, nil
 }
 
-func loadGGUF(path string) (*Model, error) {
+func loadGGUF(path string, o LoadOptions) (*Model, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		return nil, err
@@ -144,7 +147,7 @@ func loadGGUF(path string) (*Model, error) {
 		m.Weights.Head = m.Weights.Embed
 		low[&m.Weights.Head] = low[&m.Weights.Embed]
 	}
-	if err := m.pack(low); err != nil {
+	if err := m.pack(low, o); err != nil {
 		return nil, err
 	}
 	return m, nil

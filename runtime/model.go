@@ -85,16 +85,19 @@ type TensorInfo struct {
 // files for special tokens, and model.safetensors or the shards of
 // model.safetensors.index.json, which are memory-mapped. A path to a .gguf
 // file is loaded with [LoadGGUF].
-func Load(dir string) (*Model, error) {
+func Load(dir string) (*Model, error) { return LoadWith(dir, LoadOptions{}) }
+
+// LoadWith is [Load] with options.
+func LoadWith(dir string, o LoadOptions) (*Model, error) {
 	if IsGGUF(dir) {
 		if st, err := os.Stat(dir); err == nil && !st.IsDir() {
-			return LoadGGUF(dir)
+			return LoadGGUFWith(dir, o)
 		}
 	}
 	if err := isDir(dir); err != nil {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
-	m, err := load(os.DirFS(dir), func() (*safetensors.Set, error) { return safetensors.OpenDir(dir) })
+	m, err := load(os.DirFS(dir), func() (*safetensors.Set, error) { return safetensors.OpenDir(dir) }, o)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
@@ -103,8 +106,11 @@ func Load(dir string) (*Model, error) {
 
 // LoadFS is [Load] over the root of fsys (an embedded model, say). Weight
 // files are read with fs.ReadFile.
-func LoadFS(fsys fs.FS) (*Model, error) {
-	m, err := load(fsys, func() (*safetensors.Set, error) { return safetensors.OpenFS(fsys) })
+func LoadFS(fsys fs.FS) (*Model, error) { return LoadFSWith(fsys, LoadOptions{}) }
+
+// LoadFSWith is [LoadFS] with options.
+func LoadFSWith(fsys fs.FS, o LoadOptions) (*Model, error) {
+	m, err := load(fsys, func() (*safetensors.Set, error) { return safetensors.OpenFS(fsys) }, o)
 	if err != nil {
 		return nil, fmt.Errorf("load model: %w", err)
 	}
@@ -146,7 +152,7 @@ func isDir(dir string) error {
 	return nil
 }
 
-func load(fsys fs.FS, open func() (*safetensors.Set, error)) (*Model, error) {
+func load(fsys fs.FS, open func() (*safetensors.Set, error), o LoadOptions) (*Model, error) {
 	cfg, err := ReadConfig(fsys)
 	if err != nil {
 		return nil, err
@@ -161,7 +167,7 @@ func load(fsys fs.FS, open func() (*safetensors.Set, error)) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Config: cfg, info: info, weights: set}
-	if err := m.convert(); err != nil {
+	if err := m.convert(o); err != nil {
 		set.Close()
 		return nil, err
 	}
@@ -285,7 +291,7 @@ func inspect(cfg Config, set *safetensors.Set) (*Info, error) {
 // stay 16-bit: they are packed from the file's bytes and their Weights
 // slices are left nil (the embedding, row-looked-up, is converted
 // regardless).
-func (m *Model) convert() error {
+func (m *Model) convert(o LoadOptions) error {
 	low := lowTensors{}
 	for _, s := range m.Config.specs(&m.Weights) {
 		t, _ := m.weights.Tensor(s.name)
@@ -305,7 +311,7 @@ func (m *Model) convert() error {
 		m.Weights.Head = m.Weights.Embed
 		low[&m.Weights.Head] = low[&m.Weights.Embed]
 	}
-	return m.pack(low)
+	return m.pack(low, o)
 }
 
 // packStored says to keep matrices in their stored type; tests turn it off
@@ -388,17 +394,20 @@ type packedLayer struct {
 	qkvBias              []float32 // q|k|v biases, or nil
 }
 
-func (m *Model) pack(low lowTensors) error {
+func (m *Model) pack(low lowTensors, o LoadOptions) error {
 	c, w := &m.Config, &m.Weights
 	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 	m.packed.layers = make([]packedLayer, len(w.Layers))
+	if o.Q8 && !cpu.Native(cpu.FormatQ8_0) {
+		return errNoInt8
+	}
 	var err error
 	lin := func(cols int, parts ...*[]float32) cpu.Linear {
 		if err != nil {
 			return nil
 		}
 		var a cpu.Linear
-		a, err = low.linear(cols, parts...)
+		a, err = low.linear(cols, o.Q8, parts...)
 		return a
 	}
 	for i := range w.Layers {
@@ -418,12 +427,16 @@ func (m *Model) pack(low lowTensors) error {
 		m.packed.layers[i] = p
 	}
 	m.packed.head = lin(c.Hidden, &w.Head)
+	quantEmbed := o.Q8 && c.Hidden%32 == 0 // as a Q8_0 file's embedding
 	switch {
-	case w.Embed != nil:
+	case w.Embed != nil && !quantEmbed:
 	case c.TiedHead:
 		m.packed.embed = m.packed.head
 	default:
 		m.packed.embed = lin(c.Hidden, &w.Embed)
+	}
+	if quantEmbed {
+		w.Embed = nil // embedRow reads the packed rows
 	}
 	return err
 }
@@ -444,8 +457,9 @@ func (m *Model) embedRow(dst []float32, tok int32) {
 // ggml block types otherwise (as a Q4_K_M file's Q6_K head, or its Q4_K q
 // and k with a Q6_K v) become Q8_0; the rest are widened to float32, as is
 // everything on a machine without vector code for the type (cpu.Native):
-// there, widening once at load beats widening on every product.
-func (low lowTensors) linear(cols int, parts ...*[]float32) (cpu.Linear, error) {
+// there, widening once at load beats widening on every product. With q8
+// (LoadOptions.Q8), float parts become Q8_0 too.
+func (low lowTensors) linear(cols int, q8 bool, parts ...*[]float32) (cpu.Linear, error) {
 	first := low[parts[0]]
 	same := first != nil
 	rows := 0
@@ -456,7 +470,7 @@ func (low lowTensors) linear(cols int, parts ...*[]float32) (cpu.Linear, error) 
 		}
 		same = false
 	}
-	if same && cpu.Native(first.kind.format()) {
+	if same && cpu.Native(first.kind.format()) && !(q8 && first.kind < lowQ8_0) {
 		raw := first.raw
 		if len(parts) > 1 {
 			raw = nil
@@ -486,7 +500,7 @@ func (low lowTensors) linear(cols int, parts ...*[]float32) (cpu.Linear, error) 
 	// Q5_0, whose values are a scale times a small integer).
 	quant := cols%32 == 0 && cpu.Native(cpu.FormatQ8_0)
 	for _, p := range parts {
-		if lt := low[p]; lt == nil || lt.kind < lowQ8_0 {
+		if lt := low[p]; !q8 && (lt == nil || lt.kind < lowQ8_0) {
 			quant = false
 		}
 	}

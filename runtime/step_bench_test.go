@@ -17,9 +17,11 @@ const (
 	stepWindow = 17
 )
 
-func defaultModel(b *testing.B) *Model {
+func defaultModel(b *testing.B) *Model { return defaultModelWith(b, LoadOptions{}) }
+
+func defaultModelWith(b *testing.B, o LoadOptions) *Model {
 	b.Helper()
-	m, err := LoadFS(models.Default())
+	m, err := LoadFSWith(models.Default(), o)
 	if err != nil {
 		b.Skipf("no embedded model: %v", err)
 	}

@@ -188,33 +188,25 @@ func engineLabel(c infill.Completer) (sampler string, exact bool) {
 
 // loadModel loads a model directory, or the embedded default model for "",
 // with its matrices computed as weights says: "stored", as the files hold
-// them; "q8_0", float ones quantized at load (runtime.Model.QuantizeQ8);
+// them; "q8_0", float ones quantized at load (runtime.LoadOptions.Q8);
 // "auto" or "", q8_0 where the CPU has int8 kernels.
 func loadModel(dir, weights string) (*runtime.Model, error) {
-	quantize := false
+	var o runtime.LoadOptions
 	switch weights {
 	case "", "auto":
-		quantize = cpu.Native(cpu.FormatQ8_0)
+		o.Q8 = cpu.Native(cpu.FormatQ8_0)
 	case "q8_0":
-		quantize = true
+		o.Q8 = true
 	case "stored":
 	default:
 		return nil, usageErr("--weights %q: want auto, stored or q8_0", weights)
 	}
-	var m *runtime.Model
-	var err error
-	if dir == "" {
-		if m, err = runtime.LoadFS(models.Default()); err != nil {
-			return nil, fmt.Errorf("embedded default model: %w", err)
-		}
-	} else if m, err = runtime.Load(dir); err != nil {
-		return nil, err
+	if dir != "" {
+		return runtime.LoadWith(dir, o)
 	}
-	if quantize {
-		if _, err := m.QuantizeQ8(); err != nil {
-			m.Close()
-			return nil, fmt.Errorf("--weights q8_0: %w", err)
-		}
+	m, err := runtime.LoadFSWith(models.Default(), o)
+	if err != nil {
+		return nil, fmt.Errorf("embedded default model: %w", err)
 	}
 	return m, nil
 }

@@ -83,7 +83,9 @@ func TestEngineStatus(t *testing.T) {
 	defer release()
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- (&engine.Server{Completer: echo{}, Model: "/models/m", Weights: "Q8_0×25", Queue: 3}).Serve(ctx, ln) }()
+	go func() {
+		done <- (&engine.Server{Completer: echo{}, Model: "/models/m", Weights: "Q8_0×25", Queue: 3}).Serve(ctx, ln)
+	}()
 	defer func() { stop(); <-done }()
 	c, err := engine.Connect(ctx, engine.Options{Model: "/models/m", Socket: socket})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"sync"
 )
 
 // Linear is a weight matrix w[n×k] packed for repeated products
@@ -706,10 +707,29 @@ func Float32ToBF16(v float32) uint16 {
 
 // QuantizeQ8 quantizes w[n×k] to n rows of ⌈k/32⌉ ggml block_q8_0, as
 // ggml does: d = max|x|/127, q = round(x/d).
+//
+// Large matrices (a model quantized at load) are split by rows over
+// GOMAXPROCS goroutines.
 func QuantizeQ8(w []float32, n, k int) []byte {
 	blocks := (k + actBlock - 1) / actBlock
 	out := make([]byte, n*blocks*Q8BlockBytes)
-	for r := range n {
+	workers := min(runtime.GOMAXPROCS(0), n*k>>16) // at least 64Ki values each
+	if workers <= 1 {
+		quantizeQ8Rows(out, w, 0, n, k)
+		return out
+	}
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() { quantizeQ8Rows(out, w, i*n/workers, (i+1)*n/workers, k) })
+	}
+	wg.Wait()
+	return out
+}
+
+// quantizeQ8Rows is QuantizeQ8 for rows [r0, r1) of w, into out.
+func quantizeQ8Rows(out []byte, w []float32, r0, r1, k int) {
+	blocks := (k + actBlock - 1) / actBlock
+	for r := r0; r < r1; r++ {
 		row := w[r*k : r*k+k]
 		for b := range blocks {
 			vals := row[b*actBlock : min(b*actBlock+actBlock, k)]
@@ -730,7 +750,6 @@ func QuantizeQ8(w []float32, n, k int) []byte {
 			}
 		}
 	}
-	return out
 }
 
 // QuantizeQ4K quantizes w[n×k] to n rows of ⌈k/256⌉ ggml block_q4_K with

@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -384,6 +385,21 @@ func TestRow(t *testing.T) {
 			if !slices.Equal(got, m.ref[row*k:][:k]) {
 				t.Fatalf("%s: row %d differs", name, row)
 			}
+		}
+	}
+}
+
+// TestQuantizeQ8Split checks that a matrix large enough to be quantized by
+// several goroutines gives the bytes each row gives alone.
+func TestQuantizeQ8Split(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	n, k := 300, 1000 // 30 blocks a row, the last one short
+	w := randSlice(r, n*k)
+	all := QuantizeQ8(w, n, k)
+	row := len(all) / n
+	for i := range n {
+		if one := QuantizeQ8(w[i*k:(i+1)*k], 1, k); !bytes.Equal(one, all[i*row:(i+1)*row]) {
+			t.Fatalf("row %d differs from the row quantized alone", i)
 		}
 	}
 }
