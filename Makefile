@@ -43,7 +43,7 @@ generate:
 
 # The main job on the embedded default model: complete a line of real code.
 demo: build
-	./$(BIN) complete --json testdata/demo/stack.py:13:16
+	./$(BIN) complete --json testdata/demo/stack.py:8:27
 
 # Infill quality of the default model on tasks cut from held-out files:
 # the threshold sampler, one token per step (τ = 1), and trivial baselines.

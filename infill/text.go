@@ -41,8 +41,14 @@ func finish(middle, suffix string, single bool) string {
 		}
 		// The model often writes the closing text that already follows the
 		// cursor ("foo(x)" before ")"): drop the repeat.
-		if t := strings.TrimRight(middle, " \t"); strings.HasSuffix(t, rest) {
-			middle = strings.TrimRight(t[:len(t)-len(rest)], " \t")
+		t := strings.TrimRight(middle, " \t")
+		if strings.HasSuffix(t, rest) {
+			return strings.TrimRight(t[:len(t)-len(rest)], " \t")
+		}
+		// Or only the start of it ("self.items" before "self.items.pop()"):
+		// inserting that would write it twice.
+		if t = strings.TrimSpace(t); t != "" && strings.HasPrefix(rest, t) {
+			return ""
 		}
 		return middle
 	}

@@ -37,6 +37,10 @@ func TestFinish(t *testing.T) {
 		{"len(a)", "", true, "len(a)"},                             // end of file
 		{"a", "a\n", true, ""},                                     // the whole rest of the line repeated
 		{"b", "a\n", true, "b"},                                    // no repeat
+		{"self.items", "self.items.pop()\n", true, ""},             // the start of the rest of the line repeated
+		{" x ", "x + 1\n", true, ""},                               // likewise, blanks aside
+		{"y", "yes()\n", true, ""},                                 // even a word's start: "yyes()"
+		{"x, ", "y)\n", true, "x, "},                               // text before the rest, kept
 		{"\treturn x\n}", "\n}\n", false, "\treturn x"},            // a closing brace already there
 		{"\tx++\n\ty++\n", "\ty++\n}\n", false, "\tx++\n"},         // the next statement already there
 		{"\treturn x\n", "\n\nfunc g() {}\n", false, "\treturn x"}, // nothing repeated; trailing newline trimmed

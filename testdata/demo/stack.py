@@ -5,7 +5,7 @@ class Stack:
         self.items = []
 
     def push(self, item):
-        self.items.append(item)
+        self.items.append(
 
     def pop(self):
         if not self.items:
