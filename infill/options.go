@@ -57,6 +57,14 @@ var samplers = map[string]bool{
 	"dreamon": true,
 }
 
+// Check reports the mistakes in o that do not depend on a model (an unknown
+// sampler, a threshold outside (0,1], a negative count), so that a server
+// can refuse them at start instead of at its first completion.
+func (o Options) Check() error {
+	_, err := o.withDefaults(runtime.Config{})
+	return err
+}
+
 // withDefaults fills in the zero fields for a model: its trained length
 // (MaxPositions, 0: unknown) and the decoding defaults of its generation
 // config (Threshold, ContextTokens; 0: none).

@@ -47,7 +47,7 @@ func forwardFLOP(c *Config, m, n, scored int) float64 {
 
 func benchForward(b *testing.B, lo, hi int, q8 bool) {
 	if q8 && !cpu.Native(cpu.FormatQ8_0) {
-		b.Skip(errNoInt8)
+		b.Skip(ErrNoInt8)
 	}
 	m := defaultModelWith(b, LoadOptions{Q8: q8})
 	defer m.Close()

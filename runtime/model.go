@@ -399,7 +399,7 @@ func (m *Model) pack(low lowTensors, o LoadOptions) error {
 	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 	m.packed.layers = make([]packedLayer, len(w.Layers))
 	if o.Q8 && !cpu.Native(cpu.FormatQ8_0) {
-		return errNoInt8
+		return ErrNoInt8
 	}
 	var err error
 	lin := func(cols int, parts ...*[]float32) cpu.Linear {

@@ -24,7 +24,8 @@ type LoadOptions struct {
 	Q8 bool
 }
 
-var errNoInt8 = errors.New("this CPU has no int8 matrix kernels (they need AVX-512 VNNI)")
+// ErrNoInt8 is LoadOptions.Q8's error on a CPU without int8 kernels.
+var ErrNoInt8 = errors.New("this CPU has no int8 matrix kernels (they need AVX-512 VNNI)")
 
 // Computed summarises the types the packed matrices are computed in, as
 // "Q8_0×25": after LoadOptions.Q8, or with a file's low-precision types

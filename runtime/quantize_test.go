@@ -14,7 +14,7 @@ import (
 func TestLoadQ8(t *testing.T) {
 	q8 := LoadOptions{Q8: true}
 	if !cpu.Native(cpu.FormatQ8_0) {
-		if _, err := LoadWith(ckpt("dream-f32"), q8); !errors.Is(err, errNoInt8) {
+		if _, err := LoadWith(ckpt("dream-f32"), q8); !errors.Is(err, ErrNoInt8) {
 			t.Fatalf("LoadOptions.Q8 on a CPU without int8 kernels: %v", err)
 		}
 		t.Skip("no int8 kernels on this CPU")

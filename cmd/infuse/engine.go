@@ -123,12 +123,8 @@ func loadEngine(ctx context.Context, o engineOptions) (*infill.Engine, error) {
 	} else if isRemote {
 		return nil, usageErr("--engine %s: this command needs the in-process engine (--engine local)", o.Remote.Engine)
 	}
-	switch o.Device {
-	case "", "auto", "cpu":
-	case "cuda":
-		return nil, fmt.Errorf("--device cuda: this build has no CUDA backend (build with -tags cuda)")
-	default:
-		return nil, usageErr("--device %q: want cpu, cuda or auto", o.Device)
+	if err := checkDevice(o.Device); err != nil {
+		return nil, err
 	}
 	m, err := loadModel(o.Model, o.Weights)
 	if err != nil {
@@ -186,20 +182,61 @@ func engineLabel(c infill.Completer) (sampler string, exact bool) {
 	return "", false
 }
 
-// loadModel loads a model directory, or the embedded default model for "",
-// with its matrices computed as weights says: "stored", as the files hold
-// them; "q8_0", float ones quantized at load (runtime.LoadOptions.Q8);
+// loadOptions says how to load a model's weights: "stored", as the files
+// hold them; "q8_0", float ones quantized at load (runtime.LoadOptions.Q8);
 // "auto" or "", q8_0 where the CPU has int8 kernels.
-func loadModel(dir, weights string) (*runtime.Model, error) {
+func loadOptions(weights string) (runtime.LoadOptions, error) {
 	var o runtime.LoadOptions
 	switch weights {
 	case "", "auto":
 		o.Q8 = cpu.Native(cpu.FormatQ8_0)
 	case "q8_0":
+		if !cpu.Native(cpu.FormatQ8_0) {
+			return o, fmt.Errorf("--weights q8_0: %w", runtime.ErrNoInt8)
+		}
 		o.Q8 = true
 	case "stored":
 	default:
-		return nil, usageErr("--weights %q: want auto, stored or q8_0", weights)
+		return o, usageErr("--weights %q: want auto, stored or q8_0", weights)
+	}
+	return o, nil
+}
+
+// checkDevice refuses a --device this build cannot run on.
+func checkDevice(device string) error {
+	switch device {
+	case "", "auto", "cpu":
+		return nil
+	case "cuda":
+		return fmt.Errorf("--device cuda: this build has no CUDA backend (build with -tags cuda)")
+	}
+	return usageErr("--device %q: want cpu, cuda or auto", device)
+}
+
+// check reports the mistakes in o that need no model, for a server to
+// refuse at start rather than at its first completion.
+func (o *engineOptions) check() error {
+	if _, _, err := o.Remote.remoteAPI(); err != nil {
+		return err
+	}
+	if err := checkDevice(o.Device); err != nil {
+		return err
+	}
+	if _, err := loadOptions(o.Weights); err != nil {
+		return err
+	}
+	if err := o.Infill.Check(); err != nil {
+		return usageErr("%v", err)
+	}
+	return nil
+}
+
+// loadModel loads a model directory, or the embedded default model for "",
+// with its weights as loadOptions(weights) says.
+func loadModel(dir, weights string) (*runtime.Model, error) {
+	o, err := loadOptions(weights)
+	if err != nil {
+		return nil, err
 	}
 	if dir != "" {
 		return runtime.LoadWith(dir, o)

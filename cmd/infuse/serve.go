@@ -43,6 +43,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
+	if err := eo.check(); err != nil {
+		return err
+	}
 	cfg := def
 	cfg.Model, cfg.Device = eo.Model, eo.Device
 	r := eo.Remote

@@ -17,6 +17,12 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"serve", "--engine-allow-url", "/relative"}, "want an http(s) URL"},
 		{[]string{"serve", "--shared-engine=maybe"}, `want true, false or auto, not "maybe"`},
 		{[]string{"serve", "--debounce", "-1s"}, "--debounce must not be negative"},
+		// The engine's flags are checked at start, not at the first completion.
+		{[]string{"serve", "--weights", "q4"}, `--weights "q4": want auto, stored or q8_0`},
+		{[]string{"serve", "--sampler", "bogus"}, `unknown sampler "bogus"`},
+		{[]string{"serve", "--threshold", "2"}, "threshold 2 outside (0,1]"},
+		{[]string{"serve", "--device", "gpu"}, `--device "gpu": want cpu, cuda or auto`},
+		{[]string{"serve", "--engine", "foo"}, `--engine "foo": want local, openai, ollama or llamacpp`},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), c.args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), c.want) {
