@@ -5,7 +5,7 @@
 #include "textflag.h"
 
 // func gemm512x1(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum bool)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·gemm512x1(SB), NOSPLIT, $0-49
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
@@ -24,21 +24,29 @@ TEXT ·gemm512x1(SB), NOSPLIT, $0-49
 	JL     gemm512x1_tail
 
 gemm512x1_body:
+	PREFETCHT0   1024(DX)
+	PREFETCHT0   1088(DX)
 	VMOVUPS      (DX), Z8
 	VMOVUPS      64(DX), Z9
 	VBROADCASTSS (CX), Z10
 	VFMADD231PS  Z8, Z10, Z0
 	VFMADD231PS  Z9, Z10, Z1
+	PREFETCHT0   1152(DX)
+	PREFETCHT0   1216(DX)
 	VMOVUPS      128(DX), Z8
 	VMOVUPS      192(DX), Z9
 	VBROADCASTSS 4(CX), Z10
 	VFMADD231PS  Z8, Z10, Z2
 	VFMADD231PS  Z9, Z10, Z3
+	PREFETCHT0   1280(DX)
+	PREFETCHT0   1344(DX)
 	VMOVUPS      256(DX), Z8
 	VMOVUPS      320(DX), Z9
 	VBROADCASTSS 8(CX), Z10
 	VFMADD231PS  Z8, Z10, Z4
 	VFMADD231PS  Z9, Z10, Z5
+	PREFETCHT0   1408(DX)
+	PREFETCHT0   1472(DX)
 	VMOVUPS      384(DX), Z8
 	VMOVUPS      448(DX), Z9
 	VBROADCASTSS 12(CX), Z10
@@ -55,6 +63,8 @@ gemm512x1_tail:
 	JZ    gemm512x1_done
 
 gemm512x1_tail1:
+	PREFETCHT0   1024(DX)
+	PREFETCHT0   1088(DX)
 	VMOVUPS      (DX), Z8
 	VMOVUPS      64(DX), Z9
 	VBROADCASTSS (CX), Z10
@@ -88,7 +98,7 @@ gemm512x1_store:
 	RET
 
 // func gemm512x2(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum bool)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·gemm512x2(SB), NOSPLIT, $0-49
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
@@ -107,6 +117,8 @@ TEXT ·gemm512x2(SB), NOSPLIT, $0-49
 	JL     gemm512x2_tail
 
 gemm512x2_body:
+	PREFETCHT0   1024(BX)
+	PREFETCHT0   1088(BX)
 	VMOVUPS      (BX), Z8
 	VMOVUPS      64(BX), Z9
 	VBROADCASTSS (DX), Z10
@@ -115,6 +127,8 @@ gemm512x2_body:
 	VBROADCASTSS (DX)(CX*1), Z10
 	VFMADD231PS  Z8, Z10, Z2
 	VFMADD231PS  Z9, Z10, Z3
+	PREFETCHT0   1152(BX)
+	PREFETCHT0   1216(BX)
 	VMOVUPS      128(BX), Z8
 	VMOVUPS      192(BX), Z9
 	VBROADCASTSS 4(DX), Z10
@@ -134,6 +148,8 @@ gemm512x2_tail:
 	JZ    gemm512x2_done
 
 gemm512x2_tail1:
+	PREFETCHT0   1024(BX)
+	PREFETCHT0   1088(BX)
 	VMOVUPS      (BX), Z8
 	VMOVUPS      64(BX), Z9
 	VBROADCASTSS (DX), Z10
@@ -172,7 +188,7 @@ gemm512x2_store:
 	RET
 
 // func gemm512x3(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum bool)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·gemm512x3(SB), NOSPLIT, $0-49
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
@@ -195,6 +211,8 @@ TEXT ·gemm512x3(SB), NOSPLIT, $0-49
 	JL     gemm512x3_tail
 
 gemm512x3_body:
+	PREFETCHT0   1024(BX)
+	PREFETCHT0   1088(BX)
 	VMOVUPS      (BX), Z12
 	VMOVUPS      64(BX), Z13
 	VBROADCASTSS (DX), Z14
@@ -206,6 +224,8 @@ gemm512x3_body:
 	VBROADCASTSS (DX)(CX*2), Z14
 	VFMADD231PS  Z12, Z14, Z4
 	VFMADD231PS  Z13, Z14, Z5
+	PREFETCHT0   1152(BX)
+	PREFETCHT0   1216(BX)
 	VMOVUPS      128(BX), Z12
 	VMOVUPS      192(BX), Z13
 	VBROADCASTSS 4(DX), Z14
@@ -228,6 +248,8 @@ gemm512x3_tail:
 	JZ    gemm512x3_done
 
 gemm512x3_tail1:
+	PREFETCHT0   1024(BX)
+	PREFETCHT0   1088(BX)
 	VMOVUPS      (BX), Z12
 	VMOVUPS      64(BX), Z13
 	VBROADCASTSS (DX), Z14
@@ -275,7 +297,7 @@ gemm512x3_store:
 	RET
 
 // func gemm512x4(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum bool)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·gemm512x4(SB), NOSPLIT, $0-49
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
@@ -295,6 +317,8 @@ TEXT ·gemm512x4(SB), NOSPLIT, $0-49
 	JZ     gemm512x4_done
 
 gemm512x4_body:
+	PREFETCHT0   1024(SI)
+	PREFETCHT0   1088(SI)
 	VMOVUPS      (SI), Z8
 	VMOVUPS      64(SI), Z9
 	VBROADCASTSS (BX), Z10
@@ -344,7 +368,7 @@ gemm512x4_store:
 	RET
 
 // func gemm512x5(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum bool)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·gemm512x5(SB), NOSPLIT, $0-49
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
@@ -367,6 +391,8 @@ TEXT ·gemm512x5(SB), NOSPLIT, $0-49
 	JZ     gemm512x5_done
 
 gemm512x5_body:
+	PREFETCHT0   1024(DI)
+	PREFETCHT0   1088(DI)
 	VMOVUPS      (DI), Z10
 	VMOVUPS      64(DI), Z11
 	VBROADCASTSS (BX), Z12
@@ -425,7 +451,7 @@ gemm512x5_store:
 	RET
 
 // func gemm512x6(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum bool)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·gemm512x6(SB), NOSPLIT, $0-49
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
@@ -450,6 +476,8 @@ TEXT ·gemm512x6(SB), NOSPLIT, $0-49
 	JZ     gemm512x6_done
 
 gemm512x6_body:
+	PREFETCHT0   1024(DI)
+	PREFETCHT0   1088(DI)
 	VMOVUPS      (DI), Z12
 	VMOVUPS      64(DI), Z13
 	VBROADCASTSS (BX), Z14
@@ -515,7 +543,7 @@ gemm512x6_store:
 	RET
 
 // func gemm512x7(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum bool)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·gemm512x7(SB), NOSPLIT, $0-49
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
@@ -542,6 +570,8 @@ TEXT ·gemm512x7(SB), NOSPLIT, $0-49
 	JZ     gemm512x7_done
 
 gemm512x7_body:
+	PREFETCHT0   1024(DI)
+	PREFETCHT0   1088(DI)
 	VMOVUPS      (DI), Z14
 	VMOVUPS      64(DI), Z15
 	VBROADCASTSS (BX), Z16
@@ -614,7 +644,7 @@ gemm512x7_store:
 	RET
 
 // func gemm512x8(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum bool)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·gemm512x8(SB), NOSPLIT, $0-49
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
@@ -643,6 +673,8 @@ TEXT ·gemm512x8(SB), NOSPLIT, $0-49
 	JZ     gemm512x8_done
 
 gemm512x8_body:
+	PREFETCHT0   1024(DI)
+	PREFETCHT0   1088(DI)
 	VMOVUPS      (DI), Z16
 	VMOVUPS      64(DI), Z17
 	VBROADCASTSS (BX), Z18
@@ -722,7 +754,7 @@ gemm512x8_store:
 	RET
 
 // func gemm512x9(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum bool)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·gemm512x9(SB), NOSPLIT, $0-49
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
@@ -754,6 +786,8 @@ TEXT ·gemm512x9(SB), NOSPLIT, $0-49
 	JZ     gemm512x9_done
 
 gemm512x9_body:
+	PREFETCHT0   1024(R8)
+	PREFETCHT0   1088(R8)
 	VMOVUPS      (R8), Z18
 	VMOVUPS      64(R8), Z19
 	VBROADCASTSS (BX), Z20
@@ -842,7 +876,7 @@ gemm512x9_store:
 	RET
 
 // func gemm512x10(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum bool)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·gemm512x10(SB), NOSPLIT, $0-49
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
@@ -876,6 +910,8 @@ TEXT ·gemm512x10(SB), NOSPLIT, $0-49
 	JZ     gemm512x10_done
 
 gemm512x10_body:
+	PREFETCHT0   1024(R8)
+	PREFETCHT0   1088(R8)
 	VMOVUPS      (R8), Z20
 	VMOVUPS      64(R8), Z21
 	VBROADCASTSS (BX), Z22
@@ -971,7 +1007,7 @@ gemm512x10_store:
 	RET
 
 // func gemm512x11(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum bool)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·gemm512x11(SB), NOSPLIT, $0-49
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
@@ -1007,6 +1043,8 @@ TEXT ·gemm512x11(SB), NOSPLIT, $0-49
 	JZ     gemm512x11_done
 
 gemm512x11_body:
+	PREFETCHT0   1024(R8)
+	PREFETCHT0   1088(R8)
 	VMOVUPS      (R8), Z22
 	VMOVUPS      64(R8), Z23
 	VBROADCASTSS (BX), Z24
@@ -1109,7 +1147,7 @@ gemm512x11_store:
 	RET
 
 // func gemm512x12(k int, a *float32, lda int, b *float32, c *float32, ldc int, accum bool)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·gemm512x12(SB), NOSPLIT, $0-49
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
@@ -1147,6 +1185,8 @@ TEXT ·gemm512x12(SB), NOSPLIT, $0-49
 	JZ     gemm512x12_done
 
 gemm512x12_body:
+	PREFETCHT0   1024(R8)
+	PREFETCHT0   1088(R8)
 	VMOVUPS      (R8), Z24
 	VMOVUPS      64(R8), Z25
 	VBROADCASTSS (BX), Z26
