@@ -48,7 +48,7 @@ func (m *Model) Computed() string {
 	}
 	p := &m.packed
 	add(p.head)
-	if m.Weights.Embed == nil && p.embed != p.head {
+	if p.embed != nil && p.embed != p.head { // nil: the embedding is Weights.Embed
 		add(p.embed)
 	}
 	for _, l := range p.layers {

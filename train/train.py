@@ -177,8 +177,7 @@ def pack(rows, mpos, weights, kinds, diff_rows):
 
 
 def tensors(tok, rows, mpos, weights, kinds, device):
-    x0, mp_, w, k, _ = pack(rows, mpos, weights, kinds, 0)
-    return packed_tensors(tok, (x0, mp_, w, k), device)
+    return packed_tensors(tok, pack(rows, mpos, weights, kinds, 0), device)
 
 
 def packed_tensors(tok, packed, device):
