@@ -45,11 +45,14 @@ func forwardFLOP(c *Config, m, n, scored int) float64 {
 	return 2 * float64(macs)
 }
 
-func benchForward(b *testing.B, lo, hi int, q8 bool) {
-	if q8 && !cpu.Native(cpu.FormatQ8_0) {
+func benchForward(b *testing.B, lo, hi int, o LoadOptions) {
+	if o.Q8 && !cpu.Native(cpu.FormatQ8_0) {
 		b.Skip(ErrNoInt8)
 	}
-	m := defaultModelWith(b, LoadOptions{Q8: q8})
+	if o.AMX && !cpu.AMX() {
+		b.Skip(ErrNoAMX)
+	}
+	m := defaultModelWith(b, o)
 	defer m.Close()
 	ids := stepTokens(m)
 	s := m.NewState(stepCanvas)
@@ -94,22 +97,31 @@ func benchForward(b *testing.B, lo, hi int, q8 bool) {
 
 // BenchmarkForwardFull is the full pass of a completion: Forward over all
 // 256 positions and Logits for 16 rows.
-func BenchmarkForwardFull(b *testing.B) { benchForward(b, 0, stepCanvas, false) }
+func BenchmarkForwardFull(b *testing.B) { benchForward(b, 0, stepCanvas, LoadOptions{}) }
 
 // BenchmarkForwardWindow is a cached step: Forward over a window of 17 rows
 // attending over 256 positions, and Logits for 16 of them.
 func BenchmarkForwardWindow(b *testing.B) {
-	benchForward(b, stepCanvas/2, stepCanvas/2+stepWindow, false)
+	benchForward(b, stepCanvas/2, stepCanvas/2+stepWindow, LoadOptions{})
 }
 
 // BenchmarkForwardFullQ8 and BenchmarkForwardWindowQ8 are the same passes
 // with the matrices in Q8_0 (LoadOptions.Q8, what --weights auto runs on
 // a CPU with VNNI); their GFLOP/s count the same arithmetic, so %peak is
 // against the float32 FMA peak.
-func BenchmarkForwardFullQ8(b *testing.B) { benchForward(b, 0, stepCanvas, true) }
+func BenchmarkForwardFullQ8(b *testing.B) { benchForward(b, 0, stepCanvas, LoadOptions{Q8: true}) }
 
 func BenchmarkForwardWindowQ8(b *testing.B) {
-	benchForward(b, stepCanvas/2, stepCanvas/2+stepWindow, true)
+	benchForward(b, stepCanvas/2, stepCanvas/2+stepWindow, LoadOptions{Q8: true})
+}
+
+// BenchmarkForwardFullAMX and BenchmarkForwardWindowAMX are the same passes
+// with the matrices as bfloat16 AMX tiles (LoadOptions.AMX), %peak again
+// against the float32 FMA peak.
+func BenchmarkForwardFullAMX(b *testing.B) { benchForward(b, 0, stepCanvas, LoadOptions{AMX: true}) }
+
+func BenchmarkForwardWindowAMX(b *testing.B) {
+	benchForward(b, stepCanvas/2, stepCanvas/2+stepWindow, LoadOptions{AMX: true})
 }
 
 // bestWindow returns the fastest seconds per call of f over trials windows,

@@ -398,8 +398,13 @@ func (m *Model) pack(low lowTensors, o LoadOptions) error {
 	c, w := &m.Config, &m.Weights
 	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 	m.packed.layers = make([]packedLayer, len(w.Layers))
-	if o.Q8 && !cpu.Native(cpu.FormatQ8_0) {
+	switch {
+	case o.Q8 && o.AMX:
+		return errors.New("load options: Q8 and AMX exclude each other")
+	case o.Q8 && !cpu.Native(cpu.FormatQ8_0):
 		return ErrNoInt8
+	case o.AMX && !cpu.AMX():
+		return ErrNoAMX
 	}
 	var err error
 	lin := func(cols int, parts ...*[]float32) cpu.Linear {
@@ -407,7 +412,7 @@ func (m *Model) pack(low lowTensors, o LoadOptions) error {
 			return nil
 		}
 		var a cpu.Linear
-		a, err = low.linear(cols, o.Q8, parts...)
+		a, err = low.linear(cols, o, parts...)
 		return a
 	}
 	for i := range w.Layers {
@@ -457,9 +462,10 @@ func (m *Model) embedRow(dst []float32, tok int32) {
 // ggml block types otherwise (as a Q4_K_M file's Q6_K head, or its Q4_K q
 // and k with a Q6_K v) become Q8_0; the rest are widened to float32, as is
 // everything on a machine without vector code for the type (cpu.Native):
-// there, widening once at load beats widening on every product. With q8
-// (LoadOptions.Q8), float parts become Q8_0 too.
-func (low lowTensors) linear(cols int, q8 bool, parts ...*[]float32) (cpu.Linear, error) {
+// there, widening once at load beats widening on every product. With
+// LoadOptions.Q8 float parts become Q8_0 too, with AMX bfloat16 tiles.
+func (low lowTensors) linear(cols int, o LoadOptions, parts ...*[]float32) (cpu.Linear, error) {
+	q8, amx := o.Q8, o.AMX
 	first := low[parts[0]]
 	same := first != nil
 	rows := 0
@@ -470,7 +476,7 @@ func (low lowTensors) linear(cols int, q8 bool, parts ...*[]float32) (cpu.Linear
 		}
 		same = false
 	}
-	if same && cpu.Native(first.kind.format()) && !(q8 && first.kind < lowQ8_0) {
+	if same && cpu.Native(first.kind.format()) && !((q8 || amx) && first.kind < lowQ8_0) {
 		raw := first.raw
 		if len(parts) > 1 {
 			raw = nil
@@ -499,11 +505,17 @@ func (low lowTensors) linear(cols int, q8 bool, parts ...*[]float32) (cpu.Linear
 	// well below the 4- to 6-bit types' own error (and exact for Q4_0 and
 	// Q5_0, whose values are a scale times a small integer).
 	quant := cols%32 == 0 && cpu.Native(cpu.FormatQ8_0)
+	floats := true
 	for _, p := range parts {
-		if lt := low[p]; !q8 && (lt == nil || lt.kind < lowQ8_0) {
+		lt := low[p]
+		if !q8 && (lt == nil || lt.kind < lowQ8_0) {
 			quant = false
 		}
+		if lt != nil && lt.kind >= lowQ8_0 {
+			floats = false
+		}
 	}
+	amx = amx && floats
 	var all []float32
 	for _, p := range parts {
 		v := *p
@@ -520,6 +532,9 @@ func (low lowTensors) linear(cols int, q8 bool, parts ...*[]float32) (cpu.Linear
 		all = append(all, v...)
 	}
 	rows = len(all) / max(cols, 1)
+	if amx {
+		return cpu.NewAMXMatrix(all, rows, cols), nil
+	}
 	if quant {
 		return cpu.NewQ8Matrix(cpu.QuantizeQ8(all, rows, cols), rows, cols), nil
 	}

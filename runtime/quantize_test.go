@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/infuse-lsp/infuse/kernels/cpu"
@@ -58,5 +59,44 @@ func TestLoadQ8(t *testing.T) {
 		for _, mm := range []*Model{ref, m, file, again} {
 			mm.Close()
 		}
+	}
+}
+
+// TestLoadAMX loads the test checkpoints with their matrices as bfloat16
+// AMX tiles: the logits stay within bfloat16's rounding of the float
+// model's (the kernel itself is checked against float64 in kernels/cpu).
+func TestLoadAMX(t *testing.T) {
+	amx := LoadOptions{AMX: true}
+	if _, err := LoadWith(ckpt("dream-f32"), LoadOptions{AMX: true, Q8: true}); err == nil {
+		t.Error("LoadOptions with both Q8 and AMX loaded")
+	}
+	if !cpu.AMX() {
+		if _, err := LoadWith(ckpt("dream-f32"), amx); !errors.Is(err, ErrNoAMX) {
+			t.Fatalf("LoadOptions.AMX on a machine without AMX: %v", err)
+		}
+		t.Skip("no AMX on this machine")
+	}
+	for _, name := range []string{"dream-f32", "dream-bf16", "qwen2-tied", "llada-f32"} {
+		ref, err := Load(ckpt(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := ggufTestIDs(ref.Config)
+		exact := fullLogits(t, ref, ids)
+		m, err := LoadWith(ckpt(name), amx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := fullLogits(t, m, ids)
+		e := relErr(got, exact)
+		t.Logf("%s: %s -> %s; relative error to the float model %.2g", name, ref.Computed(), m.Computed(), e)
+		if !strings.HasPrefix(m.Computed(), "BF16-AMX×") || strings.Contains(m.Computed(), " ") {
+			t.Errorf("%s: computed as %s, want every matrix BF16-AMX", name, m.Computed())
+		}
+		if !(e > 0 && e < 2e-2) {
+			t.Errorf("%s: logits relative error to the float model %g, want in (0, 2e-2)", name, e)
+		}
+		ref.Close()
+		m.Close()
 	}
 }

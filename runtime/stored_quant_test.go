@@ -149,7 +149,7 @@ func TestMixedTypes(t *testing.T) {
 	low := lowTensors{&a: {kind: lowQ8_0, raw: cpu.QuantizeQ8(w, rows, cols), rows: rows, cols: cols,
 		f32: func() ([]float32, error) { return w, nil }}}
 	b = w
-	lin, err := low.linear(cols, false, &a, &b)
+	lin, err := low.linear(cols, LoadOptions{}, &a, &b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,13 +159,13 @@ func TestMixedTypes(t *testing.T) {
 	if !cpu.Native(cpu.FormatQ8_0) {
 		t.Skip("no Q8_0 vector code here: block types widen to float32")
 	}
-	lin, _ = low.linear(cols, false, &a, &a)
+	lin, _ = low.linear(cols, LoadOptions{}, &a, &a)
 	if got := packedType(lin); got != "*cpu.Q8Matrix" || lin.Rows() != 2*rows {
 		t.Errorf("same-type parts: %s %d rows", got, lin.Rows())
 	}
 	var c []float32
 	low[&c] = &lowTensor{kind: lowGGML, rows: rows, cols: cols, f32: func() ([]float32, error) { return w, nil }}
-	lin, _ = low.linear(cols, false, &a, &c)
+	lin, _ = low.linear(cols, LoadOptions{}, &a, &c)
 	if got := packedType(lin); got != "*cpu.Q8Matrix" || lin.Rows() != 2*rows {
 		t.Errorf("Q8_0 and another block type: %s %d rows", got, lin.Rows())
 	}

@@ -5,9 +5,11 @@
 #  1. peak.c: the fp32 FMA peak on 1 and 2 threads (measured before and
 #     after the kernels; the larger is kept).
 #  2. sgemm.c: OpenBLAS sgemm (x·wᵀ, w stored n×k) on 1 and 2 threads.
-#  3. kernels/cpu BenchmarkShapes: Matrix.MulT on GOMAXPROCS=1 and 2.
+#  3. kernels/cpu BenchmarkShapes: Matrix.MulT on GOMAXPROCS=1 and 2, and,
+#     on a CPU with AMX, BenchmarkShapesAMX (AMXMatrix.MulT, bf16 tiles).
 #  4. A table: GFLOP/s, the fraction of the peak for the same thread count,
-#     and the ratio to OpenBLAS.
+#     and the ratio to OpenBLAS; then AMX's GFLOP/s against the float32
+#     kernel's and OpenBLAS's.
 #
 # Needs gcc and Debian's OpenBLAS (apt-get install -y gcc libopenblas-dev);
 # installs them when run as root with apt-get, else says what to install.
@@ -83,7 +85,7 @@ for ((run = 0; run < ${RUNS:-1}; run++)); do
 	"$tmp/sgemm" "${shapes[@]}" >>"$tmp/oblas.out"
 	for t in 1 2; do
 		GOMAXPROCS=$t INFUSE_BENCH_SHAPES="${shapes[*]}" "$tmp/cpu.test" \
-			-test.run '^$' -test.bench '^BenchmarkShapes$' -test.benchtime 1x -test.cpu $t >>"$tmp/go$t.out"
+			-test.run '^$' -test.bench '^BenchmarkShapes(AMX)?$' -test.benchtime 1x -test.cpu $t >>"$tmp/go$t.out"
 	done
 done
 "$tmp/peak" >>"$tmp/peak.out"
@@ -96,10 +98,13 @@ awk '
 FILENAME ~ /peak.out$/ { if ($4 > peak[$3]) peak[$3] = $4; next }
 FILENAME ~ /shapes.out$/ { n++; split($2, d, ","); key[n] = d[1] "x" d[2] "x" d[3]; role[n] = $3; next }
 FILENAME ~ /oblas.out$/ && $1 == "oblas" { k = $2 "x" $3 "x" $4; if ($6 > ob[k, $5]) ob[k, $5] = $6; next }
-FILENAME ~ /go[12].out$/ && /^BenchmarkShapes\// {
+FILENAME ~ /go[12].out$/ && /^BenchmarkShapes(AMX)?\// {
 	t = FILENAME ~ /go1.out$/ ? 1 : 2
-	name = $1; sub(/^BenchmarkShapes\//, "", name); sub(/-[0-9]+$/, "", name)
-	for (i = 2; i < NF; i++) if ($(i+1) == "GFLOP/s" && $i > go[name, t]) go[name, t] = $i
+	name = $1; sub(/^BenchmarkShapes(AMX)?\//, "", name); sub(/-[0-9]+$/, "", name)
+	for (i = 2; i < NF; i++) if ($(i+1) == "GFLOP/s") {
+		if ($1 ~ /^BenchmarkShapesAMX/) { if ($i > amx[name, t]) amx[name, t] = $i; anyamx = 1 }
+		else if ($i > go[name, t]) go[name, t] = $i
+	}
 	next
 }
 END {
@@ -112,5 +117,17 @@ END {
 			printf " %7.1f %5.2f %7.1f %5.2f |", g, peak[t] ? g / peak[t] : 0, o, o ? g / o : 0
 		}
 		printf " %5.2f\n", go[k, 1] ? go[k, 2] / go[k, 1] : 0
+	}
+	if (!anyamx) exit
+	printf "\n# AMX: kernels/cpu AMXMatrix.MulT, bf16 tiles; xF32 = AMX / Go Matrix.MulT, xOB = AMX / OpenBLAS\n"
+	printf "%-13s %-12s | %7s %6s %6s | %7s %6s %6s\n", "m,k,n", "product", "AMX 1T", "xF32", "xOB", "AMX 2T", "xF32", "xOB"
+	for (i = 1; i <= n; i++) {
+		k = key[i]
+		printf "%-13s %-12s |", k, role[i]
+		for (t = 1; t <= 2; t++) {
+			a = amx[k, t]; g = go[k, t]; o = ob[k, t]
+			printf " %7.1f %6.2f %6.2f |", a, g ? a / g : 0, o ? a / o : 0
+		}
+		printf "\n"
 	}
 }' "$tmp/peak.out" "$tmp/shapes.out" "$tmp/oblas.out" "$tmp/go1.out" "$tmp/go2.out"

@@ -166,15 +166,19 @@ func TestBenchEditors(t *testing.T) {
 // stored and quantized at load: the report names what they were computed
 // in, and a type that does not exist is a usage error.
 func TestWeightsFlag(t *testing.T) {
-	want := map[string]string{"stored": "F32×25", "q8_0": "Q8_0×25"}
+	want := map[string]string{"stored": "F32×25", "q8_0": "Q8_0×25", "bf16": "BF16-AMX×25"}
+	missing := map[string]string{"q8_0": "int8", "bf16": "AMX"}
 	if !cpu.Native(cpu.FormatQ8_0) {
 		want["q8_0"] = "" // an error: no int8 kernels
 	}
-	for _, w := range []string{"stored", "q8_0"} {
+	if !cpu.AMX() {
+		want["bf16"] = ""
+	}
+	for _, w := range []string{"stored", "q8_0", "bf16"} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), []string{"bench", "--n", "1", "--json", "--weights", w}, &stdout, &stderr)
 		if want[w] == "" {
-			if code == 0 || !strings.Contains(stderr.String(), "int8") {
+			if code == 0 || !strings.Contains(stderr.String(), missing[w]) {
 				t.Errorf("--weights %s without int8 kernels: exit %d: %s", w, code, stderr.String())
 			}
 			continue
@@ -192,7 +196,7 @@ func TestWeightsFlag(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), []string{"bench", "--n", "1", "--weights", "q4"}, &stdout, &stderr); code != 2 ||
-		!strings.Contains(stderr.String(), `--weights "q4": want auto, stored or q8_0`) {
+		!strings.Contains(stderr.String(), `--weights "q4": want auto, stored, q8_0 or bf16`) {
 		t.Errorf("--weights q4: exit %d: %s", code, stderr.String())
 	}
 }

@@ -24,7 +24,7 @@ import (
 type engineOptions struct {
 	Model   string // a Hugging Face directory; "" is the embedded default model
 	Device  string // cpu, cuda or auto
-	Weights string // what the matrices are computed in: auto, stored or q8_0 (see loadModel)
+	Weights string // what the matrices are computed in: auto, stored, q8_0 or bf16 (see loadOptions)
 	Infill  infill.Options
 	Remote  remoteOptions
 }
@@ -45,7 +45,7 @@ func addEngineFlags(fs *flag.FlagSet) *engineOptions {
 	o := &engineOptions{}
 	fs.StringVar(&o.Model, "model", "", "model directory (Hugging Face layout); default: the embedded model")
 	fs.StringVar(&o.Device, "device", "auto", "cpu, cuda or auto")
-	fs.StringVar(&o.Weights, "weights", "auto", "`TYPE` the weight matrices are computed in: stored (as the files hold them), q8_0 (float matrices quantized at load: 1.7x faster, see models/MODEL_CARD.md), or auto: q8_0 where this CPU has int8 kernels (AVX-512 VNNI), else stored")
+	fs.StringVar(&o.Weights, "weights", "auto", "`TYPE` the weight matrices are computed in: stored (as the files hold them), q8_0 (float matrices quantized at load: 1.7x faster, see models/MODEL_CARD.md), bf16 (float matrices rounded to bfloat16 for Intel AMX tiles), or auto: bf16 where this machine has AMX, else q8_0 where this CPU has int8 kernels (AVX-512 VNNI), else stored")
 	fs.StringVar(&o.Infill.Sampler, "sampler", "", "threshold (default), entropy, maskgit_plus, topk_margin, origin, llada")
 	fs.Float64Var(&o.Infill.Threshold, "threshold", 0, "threshold sampler's confidence τ (default: the model's generation_config.json, else 0.9)")
 	fs.IntVar(&o.Infill.Steps, "steps", 0, "denoising steps for the Dream/LLaDA schedules (default: one token per step)")
@@ -184,12 +184,20 @@ func engineLabel(c infill.Completer) (sampler string, exact bool) {
 
 // loadOptions says how to load a model's weights: "stored", as the files
 // hold them; "q8_0", float ones quantized at load (runtime.LoadOptions.Q8);
-// "auto" or "", q8_0 where the CPU has int8 kernels.
+// "bf16", float ones rounded to bfloat16 for AMX tiles (LoadOptions.AMX);
+// "auto" or "", the fastest of those this machine has: bf16 on AMX, else
+// q8_0 where the CPU has int8 kernels, else stored.
 func loadOptions(weights string) (runtime.LoadOptions, error) {
 	var o runtime.LoadOptions
 	switch weights {
 	case "", "auto":
-		o.Q8 = cpu.Native(cpu.FormatQ8_0)
+		o.AMX = cpu.AMX()
+		o.Q8 = !o.AMX && cpu.Native(cpu.FormatQ8_0)
+	case "bf16":
+		if !cpu.AMX() {
+			return o, fmt.Errorf("--weights bf16: %w", runtime.ErrNoAMX)
+		}
+		o.AMX = true
 	case "q8_0":
 		if !cpu.Native(cpu.FormatQ8_0) {
 			return o, fmt.Errorf("--weights q8_0: %w", runtime.ErrNoInt8)
@@ -197,7 +205,7 @@ func loadOptions(weights string) (runtime.LoadOptions, error) {
 		o.Q8 = true
 	case "stored":
 	default:
-		return o, usageErr("--weights %q: want auto, stored or q8_0", weights)
+		return o, usageErr("--weights %q: want auto, stored, q8_0 or bf16", weights)
 	}
 	return o, nil
 }

@@ -21,7 +21,7 @@ func runLogits(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlags("logits", stderr)
 	model := fs.String("model", "", "model `DIR` (a Hugging Face directory; default: the embedded model)")
 	device := fs.String("device", "cpu", "`DEVICE` to run on: cpu (or auto)")
-	weights := fs.String("weights", "stored", "`TYPE` the matrices are computed in: stored, q8_0 or auto (as the other commands; stored by default here, to compare with a reference)")
+	weights := fs.String("weights", "stored", "`TYPE` the matrices are computed in: stored, q8_0, bf16 or auto (as the other commands; stored by default here, to compare with a reference)")
 	ids := fs.String("ids", "", "comma-separated token `IDS`, e.g. 1,2,3")
 	out := fs.String("out", "", "output `FILE`.npy: float32 [n, vocab], row i = the output at position i, not shifted")
 	if err := fs.Parse(args); err != nil {

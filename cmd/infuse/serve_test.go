@@ -18,7 +18,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"serve", "--shared-engine=maybe"}, `want true, false or auto, not "maybe"`},
 		{[]string{"serve", "--debounce", "-1s"}, "--debounce must not be negative"},
 		// The engine's flags are checked at start, not at the first completion.
-		{[]string{"serve", "--weights", "q4"}, `--weights "q4": want auto, stored or q8_0`},
+		{[]string{"serve", "--weights", "q4"}, `--weights "q4": want auto, stored, q8_0 or bf16`},
 		{[]string{"serve", "--sampler", "bogus"}, `unknown sampler "bogus"`},
 		{[]string{"serve", "--threshold", "2"}, "threshold 2 outside (0,1]"},
 		{[]string{"serve", "--device", "gpu"}, `--device "gpu": want cpu, cuda or auto`},

@@ -39,6 +39,9 @@ func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) erro
 		low = strings.Join(native, ", ") + " computed as stored"
 	}
 	fmt.Fprintf(stdout, "kernels %s (%s)\n", cpu.KernelName(), low)
+	if cpu.AMX() {
+		fmt.Fprintln(stdout, "amx     bf16 tiles: float weights computed in bf16 by default (--weights)")
+	}
 	return nil
 }
 

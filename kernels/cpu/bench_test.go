@@ -67,43 +67,54 @@ var defaultShapes = [][3]int{
 // with -benchtime 1x, Go 1.26 runs a sub-benchmark once, before it sets
 // GOMAXPROCS to the first -cpu value, and reports that run.
 func BenchmarkShapes(b *testing.B) {
-	shapes := defaultShapes
-	if env := os.Getenv("INFUSE_BENCH_SHAPES"); env != "" {
-		shapes = nil
-		for f := range strings.FieldsSeq(env) {
-			var s [3]int
-			if _, err := fmt.Sscanf(f, "%d,%d,%d", &s[0], &s[1], &s[2]); err != nil {
-				b.Fatalf("INFUSE_BENCH_SHAPES: %q is not m,k,n: %v", f, err)
-			}
-			shapes = append(shapes, s)
-		}
-	}
-	for _, s := range shapes {
+	for _, s := range benchShapesFromEnv(b) {
 		m, k, n := s[0], s[1], s[2]
 		b.Run(fmt.Sprintf("%dx%dx%d", m, k, n), func(b *testing.B) {
 			r := rand.New(rand.NewPCG(1, 1))
 			x := randSlice(r, m*k)
 			a := NewMatrix(randSlice(r, n*k), n, k)
 			out := make([]float32, m*n)
-			run := func() { a.MulT(out, x, m) }
-			procs := runtime.GOMAXPROCS(0)
-			w := windows(b, func() windowed {
-				peak := peakGFLOPS(procs)
-				sec := bestTime(run, 8, 20*time.Millisecond)
-				return windowed{peak: max(peak, peakGFLOPS(procs)), sec: sec}
-			})
-			b.ResetTimer()
-			for range b.N {
-				run()
-			}
-			b.StopTimer()
-			gflops := 2 * float64(m*k*n) / w.sec / 1e9
-			b.ReportMetric(gflops, "GFLOP/s")
-			if w.peak > 0 {
-				b.ReportMetric(100*gflops/w.peak, "%peak")
-				b.ReportMetric(w.peak, "peak-GFLOP/s")
-			}
+			benchShape(b, m, k, n, func() { a.MulT(out, x, m) })
 		})
+	}
+}
+
+// benchShapesFromEnv returns the shapes in $INFUSE_BENCH_SHAPES, by
+// default defaultShapes.
+func benchShapesFromEnv(b *testing.B) [][3]int {
+	env := os.Getenv("INFUSE_BENCH_SHAPES")
+	if env == "" {
+		return defaultShapes
+	}
+	var shapes [][3]int
+	for f := range strings.FieldsSeq(env) {
+		var s [3]int
+		if _, err := fmt.Sscanf(f, "%d,%d,%d", &s[0], &s[1], &s[2]); err != nil {
+			b.Fatalf("INFUSE_BENCH_SHAPES: %q is not m,k,n: %v", f, err)
+		}
+		shapes = append(shapes, s)
+	}
+	return shapes
+}
+
+// benchShape times run, an m×k×n product, and reports GFLOP/s and %peak.
+func benchShape(b *testing.B, m, k, n int, run func()) {
+	procs := runtime.GOMAXPROCS(0)
+	w := windows(b, func() windowed {
+		peak := peakGFLOPS(procs)
+		sec := bestTime(run, 8, 20*time.Millisecond)
+		return windowed{peak: max(peak, peakGFLOPS(procs)), sec: sec}
+	})
+	b.ResetTimer()
+	for range b.N {
+		run()
+	}
+	b.StopTimer()
+	gflops := 2 * float64(m*k*n) / w.sec / 1e9
+	b.ReportMetric(gflops, "GFLOP/s")
+	if w.peak > 0 {
+		b.ReportMetric(100*gflops/w.peak, "%peak")
+		b.ReportMetric(w.peak, "peak-GFLOP/s")
 	}
 }
 

@@ -36,6 +36,7 @@ var (
 	_ Linear = (*F16Matrix)(nil)
 	_ Linear = (*Q8Matrix)(nil)
 	_ Linear = (*Q4KMatrix)(nil)
+	_ Linear = (*AMXMatrix)(nil)
 )
 
 // Bytes returns the size of the packed float32 weights.
@@ -369,8 +370,8 @@ type lowpJob struct {
 	xq     []byte // m rows of ⌈k/32⌉ activation blocks
 	ldx    int    // bytes per xq row
 
-	rows, tiles, tileRows, tileExtra int
-	units, unitsPer, tilesPer, rowGs int
+	rows, tileRows, tileExtra int
+	grid // row tiles × column units
 }
 
 var (
@@ -380,13 +381,7 @@ var (
 
 func lowpMul(kern *kernel, a lowp, out, x []float32, m int, acc bool) {
 	n, k := a.Rows(), a.Cols()
-	if m*n == 0 {
-		return
-	}
-	if k == 0 {
-		if !acc {
-			clear(out[:m*n])
-		}
+	if emptyProduct(out, m, n, k, acc) {
 		return
 	}
 	j := lowpFree.get()
@@ -409,22 +404,13 @@ func lowpMul(kern *kernel, a lowp, out, x []float32, m int, acc bool) {
 	if j.quant {
 		unitWidth, j.rows = stripWidth, maxQRows
 	}
-	j.units = (n + unitWidth - 1) / unitWidth
-	j.tiles = (m + j.rows - 1) / j.rows
-	j.tileRows, j.tileExtra = m/j.tiles, m%j.tiles
+	tiles := (m + j.rows - 1) / j.rows
+	j.tileRows, j.tileExtra = m/tiles, m%tiles
 	target := 1
 	if workers := runtime.GOMAXPROCS(0); workers > 1 && 2*m*n*k >= parallelFlops {
 		target = partsPerCore * workers
 	}
-	j.unitsPer = (j.units + target - 1) / target
-	groups := (j.units + j.unitsPer - 1) / j.unitsPer
-	j.tilesPer, j.rowGs = j.tiles, 1
-	if groups < target {
-		rg := min(j.tiles, target/groups)
-		j.tilesPer = (j.tiles + rg - 1) / rg
-		j.rowGs = (j.tiles + j.tilesPer - 1) / j.tilesPer
-	}
-	parallel(j, groups*j.rowGs)
+	parallel(j, j.cut(tiles, (n+unitWidth-1)/unitWidth, target, true))
 	j.kern, j.a, j.out, j.x = nil, nil, nil, nil
 	lowpFree.put(j)
 }
@@ -503,11 +489,7 @@ func (j *lowpJob) tile(t int) (i0, mr int) {
 }
 
 func (j *lowpJob) runPart(i int) {
-	rg, ug := i%j.rowGs, i/j.rowGs
-	t0 := rg * j.tilesPer
-	t1 := min(t0+j.tilesPer, j.tiles)
-	u0 := ug * j.unitsPer
-	u1 := min(u0+j.unitsPer, j.units)
+	t0, t1, u0, u1 := j.part(i)
 	if j.quant {
 		for s := u0; s < u1; s++ {
 			j.strip(s, t0, t1)

@@ -82,13 +82,7 @@ func (a *Matrix) mulT(kern *kernel, out, x []float32, m int) {
 }
 
 func (a *Matrix) mulTAdd(kern *kernel, out, x []float32, m int, acc bool) {
-	if m*a.n == 0 {
-		return
-	}
-	if a.k == 0 {
-		if !acc {
-			clear(out[:m*a.n])
-		}
+	if emptyProduct(out, m, a.n, a.k, acc) {
 		return
 	}
 	j := mulFree.get()
@@ -116,11 +110,7 @@ func MatMulT(out, x, w []float32, m, k, n int) {
 }
 
 func matMulT(kern *kernel, out, x, w []float32, m, k, n int) {
-	if m*n == 0 {
-		return
-	}
-	if k == 0 {
-		clear(out[:m*n])
+	if emptyProduct(out, m, n, k, false) {
 		return
 	}
 	j := mulFree.get()
@@ -134,6 +124,21 @@ func matMulT(kern *kernel, out, x, w []float32, m, k, n int) {
 	parallel(j, j.plan(kern, m, n, k, false))
 	j.w, j.out, j.x = nil, nil, nil
 	mulFree.put(j)
+}
+
+// emptyProduct does the products with nothing to multiply, and reports
+// whether this was one: m·n = 0 has no output, k = 0 a zero one.
+func emptyProduct(out []float32, m, n, k int, acc bool) bool {
+	if m*n == 0 {
+		return true
+	}
+	if k == 0 {
+		if !acc {
+			clear(out[:m*n])
+		}
+		return true
+	}
+	return false
 }
 
 func checkShapes(fn string, out, x []float32, m, k, n int) {
@@ -245,8 +250,7 @@ type mulJob struct {
 	w    []float32 // MatMulT's unpacked weights, packed panel by panel
 	dots bool      // MatMulT without packing: one dot product per output
 
-	tilesPer, rowGroups int
-	panels, panelsPer   int
+	grid // row tiles × panels
 }
 
 var (
@@ -259,28 +263,15 @@ var (
 // number of parts.
 func (j *mulJob) plan(kern *kernel, m, n, k int, splitRows bool) int {
 	j.setup(kern, j.out, j.x, m, n, k, k, n)
-	j.panels = panelsOf(n)
 	target := 1
 	if workers := runtime.GOMAXPROCS(0); workers > 1 && 2*m*n*k >= parallelFlops {
 		target = partsPerCore * workers
 	}
-	j.panelsPer = (j.panels + target - 1) / target
-	panelGroups := (j.panels + j.panelsPer - 1) / j.panelsPer
-	j.tilesPer, j.rowGroups = j.tiles, 1
-	if splitRows && panelGroups < target {
-		groups := min(j.tiles, target/panelGroups)
-		j.tilesPer = (j.tiles + groups - 1) / groups
-		j.rowGroups = (j.tiles + j.tilesPer - 1) / j.tilesPer
-	}
-	return panelGroups * j.rowGroups
+	return j.cut(j.gemm.tiles, panelsOf(n), target, splitRows)
 }
 
 func (j *mulJob) runPart(i int) {
-	rg, pg := i%j.rowGroups, i/j.rowGroups
-	t0 := rg * j.tilesPer
-	t1 := min(t0+j.tilesPer, j.tiles)
-	p0 := pg * j.panelsPer
-	p1 := min(p0+j.panelsPer, j.panels)
+	t0, t1, p0, p1 := j.part(i)
 	if j.dots {
 		k, n := j.k, j.n
 		for c := p0 * panelWidth; c < min(p1*panelWidth, n); c++ {

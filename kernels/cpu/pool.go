@@ -325,3 +325,33 @@ func (j *rowsJob) runPart(i int) {
 		j.work.Rows(lo, hi)
 	}
 }
+
+// grid cuts a product's output, tiles row tiles × units column units
+// (panels, strips or groups), into about target parts for parallel:
+// columns first, each part reading its own weights, then rows as well
+// when the columns alone give too few parts (and splitRows allows).
+type grid struct {
+	tiles, units       int
+	tilesPer, rowParts int
+	unitsPer, colParts int
+}
+
+func (g *grid) cut(tiles, units, target int, splitRows bool) (parts int) {
+	g.tiles, g.units = tiles, units
+	g.unitsPer = (units + target - 1) / target
+	g.colParts = (units + g.unitsPer - 1) / g.unitsPer
+	g.tilesPer, g.rowParts = tiles, 1
+	if splitRows && g.colParts < target {
+		rg := min(tiles, target/g.colParts)
+		g.tilesPer = (tiles + rg - 1) / rg
+		g.rowParts = (tiles + g.tilesPer - 1) / g.tilesPer
+	}
+	return g.colParts * g.rowParts
+}
+
+// part returns part i's row tiles [t0, t1) and units [u0, u1).
+func (g *grid) part(i int) (t0, t1, u0, u1 int) {
+	rg, cg := i%g.rowParts, i/g.rowParts
+	t0, u0 = rg*g.tilesPer, cg*g.unitsPer
+	return t0, min(t0+g.tilesPer, g.tiles), u0, min(u0+g.unitsPer, g.units)
+}

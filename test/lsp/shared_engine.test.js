@@ -57,7 +57,7 @@ test('two serve processes share one engine', { skip: !BIN && 'INFUSE_BIN is not 
     assert.ok(st.served >= 2, `status ${JSON.stringify(st)}`);
     assert.ok(st.pid !== a.proc.pid && st.pid !== b.proc.pid, 'the engine is a process of its own');
     assert.ok(st.workers >= 1);
-    assert.match(st.weights, /^(F32|Q8_0)×25$/, `the embedded model computed as ${st.weights}`);
+    assert.match(st.weights, /^(F32|Q8_0|BF16-AMX)×25$/, `the embedded model computed as ${st.weights}`);
   } finally {
     for (const s of [a, b]) {
       try {
