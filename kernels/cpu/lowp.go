@@ -371,7 +371,7 @@ type lowpJob struct {
 	ldx    int    // bytes per xq row
 
 	rows, tileRows, tileExtra int
-	grid // row tiles × column units
+	grid                      // row tiles × column units
 }
 
 var (
