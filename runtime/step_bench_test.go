@@ -2,7 +2,10 @@ package runtime
 
 import (
 	"context"
+	"os"
 	"testing"
+
+	"github.com/infuse-lsp/infuse/kernels/cpu"
 
 	"github.com/infuse-lsp/infuse/models"
 )
@@ -17,7 +20,7 @@ const (
 	stepWindow = 17
 )
 
-func defaultModel(b *testing.B) *Model { return defaultModelWith(b, LoadOptions{}) }
+func defaultModel(b *testing.B) *Model { return defaultModelWith(b, benchLoadOptions()) }
 
 func defaultModelWith(b *testing.B, o LoadOptions) *Model {
 	b.Helper()
@@ -92,7 +95,13 @@ func BenchmarkDefaultStep(b *testing.B) {
 // BenchmarkDefaultSteps4 is one cached step of four completions at once:
 // each State alone, one after another, against the four as one Batch.
 // An op is the four steps, logits included.
-func BenchmarkDefaultSteps4(b *testing.B) {
+func BenchmarkDefaultSteps4(b *testing.B) { benchSteps4(b, false) }
+
+// BenchmarkDefaultJoin4 is BenchmarkDefaultSteps4 with the first of the
+// four a full pass, as when a request joins three in flight.
+func BenchmarkDefaultJoin4(b *testing.B) { benchSteps4(b, true) }
+
+func benchSteps4(b *testing.B, firstFull bool) {
 	m := defaultModel(b)
 	defer m.Close()
 	ids := stepTokens(m)
@@ -102,32 +111,39 @@ func BenchmarkDefaultSteps4(b *testing.B) {
 	for i := range rows {
 		rows[i] = lo + 1 + i
 	}
-	var states []*State
 	var passes []Pass
 	var items []LogitRows
-	for range 4 {
+	for i := range 4 {
 		s := m.NewState(stepCanvas)
 		if err := s.Forward(ctx, ids, 0, stepCanvas); err != nil {
 			b.Fatal(err)
 		}
-		states = append(states, s)
-		passes = append(passes, Pass{State: s, Tokens: ids, Lo: lo, Hi: lo + stepWindow})
+		p := Pass{State: s, Tokens: ids, Lo: lo, Hi: lo + stepWindow}
+		if firstFull && i == 0 {
+			p.Lo, p.Hi = 0, stepCanvas
+		}
+		passes = append(passes, p)
 		items = append(items, LogitRows{State: s, Rows: rows})
 	}
-	out := make([]float32, len(states)*len(rows)*m.Config.Vocab)
+	per := len(rows) * m.Config.Vocab
+	out := make([]float32, len(passes)*per)
 	b.Run("alone", func(b *testing.B) {
 		for b.Loop() {
-			for i, s := range states {
-				if err := s.Forward(ctx, ids, lo, lo+stepWindow); err != nil {
+			for i, p := range passes {
+				if err := p.State.Forward(ctx, p.Tokens, p.Lo, p.Hi); err != nil {
 					b.Fatal(err)
 				}
-				if err := s.Logits(rows, out[i*len(rows)*m.Config.Vocab:(i+1)*len(rows)*m.Config.Vocab]); err != nil {
+				if err := p.State.Logits(rows, out[i*per:(i+1)*per]); err != nil {
 					b.Fatal(err)
 				}
 			}
 		}
 	})
-	batch := m.NewBatch(len(states) * stepWindow)
+	rowsIn := 0
+	for _, p := range passes {
+		rowsIn += p.Hi - p.Lo
+	}
+	batch := m.NewBatch(rowsIn)
 	b.Run("batched", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -139,4 +155,20 @@ func BenchmarkDefaultSteps4(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchLoadOptions is how the step benchmarks load the default model:
+// as infuse runs it by default on this machine (--weights auto), or as
+// $INFUSE_BENCH_WEIGHTS says (stored, q8_0 or bf16).
+func benchLoadOptions() LoadOptions {
+	switch os.Getenv("INFUSE_BENCH_WEIGHTS") {
+	case "stored":
+		return LoadOptions{}
+	case "q8_0":
+		return LoadOptions{Q8: true}
+	case "bf16":
+		return LoadOptions{AMX: true}
+	}
+	amx := cpu.AMX()
+	return LoadOptions{AMX: amx, Q8: !amx && cpu.Native(cpu.FormatQ8_0)}
 }

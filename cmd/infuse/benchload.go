@@ -40,8 +40,8 @@ func parseEditors(s string) ([]int, error) {
 }
 
 // benchLoad simulates editors typing at once against one in-process
-// engine: each asks for a completion, waits for it, pauses for gap as a
-// typist does, and asks again, each times. Every editor count runs twice
+// engine: each asks for a completion, waits for it, pauses for about gap
+// as a typist does, and asks again, each times. Every editor count runs twice
 // on the same model, batching (--batch, or 8) and one request at a time
 // (batch 1), so the two are measured in the same run.
 func benchLoad(ctx context.Context, eo engineOptions, reqs []infill.Request, editors []int, each int, gap time.Duration, asJSON bool, stdout, stderr io.Writer) error {
@@ -103,8 +103,13 @@ func benchLoad(ctx context.Context, eo engineOptions, reqs []infill.Request, edi
 }
 
 // typeAtOnce runs n simulated editors against eng and measures what they
-// wait. Editor i starts at a random moment within one gap, so that they
-// do not ask in lockstep.
+// wait. Editor i starts at a random moment within one gap, and pauses
+// between gap/2 and 3·gap/2 (uniformly, gap on average) after each
+// completion, as a typist does: with the same pause for every editor, a
+// batching engine, which answers the requests it runs together at about
+// the same time, kept them in lockstep, every request arriving with
+// n-1 others. The pauses come from a seed per editor, so both engines
+// see the same typing.
 func typeAtOnce(ctx context.Context, eng *infill.Engine, reqs []infill.Request, n, each int, gap time.Duration) (loadRun, error) {
 	var (
 		mu   sync.Mutex
@@ -131,7 +136,7 @@ func typeAtOnce(ctx context.Context, eng *infill.Engine, reqs []infill.Request, 
 				if err != nil {
 					return
 				}
-				time.Sleep(gap)
+				time.Sleep(gap/2 + time.Duration(rng.Int64N(int64(gap)+1)))
 			}
 		})
 	}
