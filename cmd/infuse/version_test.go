@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/infuse-lsp/infuse/kernels/cpu"
 )
 
 func TestVersion(t *testing.T) {
@@ -14,8 +16,12 @@ func TestVersion(t *testing.T) {
 			t.Fatalf("%q: exit %d: %s", args, code, stderr.String())
 		}
 		lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-		if len(lines) != 3 || !strings.HasPrefix(lines[0], "infuse  ") || !strings.HasPrefix(lines[1], "go      go1.") ||
-			!strings.HasPrefix(lines[2], "kernels ") {
+		want := 3
+		if cpu.AMX() {
+			want = 4 // and the AMX line
+		}
+		if len(lines) != want || !strings.HasPrefix(lines[0], "infuse  ") || !strings.HasPrefix(lines[1], "go      go1.") ||
+			!strings.HasPrefix(lines[2], "kernels ") || want == 4 && !strings.HasPrefix(lines[3], "amx     ") {
 			t.Errorf("%q printed:\n%s", args, stdout.String())
 		}
 	}
