@@ -96,7 +96,11 @@ func (m *Model) NewState(capacity int) *State {
 		cached: make([]bool, capacity),
 	}
 	for i := range s.kv {
-		s.kv[i] = cpu.NewKVCache(c.KVHeads, c.HeadDim, capacity)
+		if m.amx && cpu.AMXAttention(c.HeadDim) {
+			s.kv[i] = cpu.NewKVCacheAMX(c.KVHeads, c.HeadDim, capacity)
+		} else {
+			s.kv[i] = cpu.NewKVCache(c.KVHeads, c.HeadDim, capacity)
+		}
 	}
 	s.w.rows.w = &s.w
 	s.ropeTable()

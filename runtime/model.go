@@ -58,6 +58,7 @@ type Model struct {
 	Weights Weights
 
 	packed  packedWeights // the matrices of Weights packed for the kernels
+	amx     bool          // LoadOptions.AMX: States attend on AMX tiles too
 	info    *Info
 	weights *safetensors.Set
 }
@@ -396,6 +397,7 @@ type packedLayer struct {
 
 func (m *Model) pack(low lowTensors, o LoadOptions) error {
 	c, w := &m.Config, &m.Weights
+	m.amx = o.AMX
 	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 	m.packed.layers = make([]packedLayer, len(w.Layers))
 	switch {

@@ -25,7 +25,9 @@ type LoadOptions struct {
 	// AMX packs the same matrices (and a tied head) in bfloat16 for the
 	// tile unit of Intel's AMX (cpu.AMXMatrix): each weight rounded to
 	// bfloat16 once, each product's activations at every call, sums in
-	// float32. On a Xeon with AMX it runs the default model's passes
+	// float32; and States keep their keys and values in bfloat16 and
+	// attend on the tiles too (cpu.NewKVCacheAMX, heads of a multiple of
+	// 64 values). On a Xeon with AMX it runs the default model's passes
 	// several times faster than float32 or Q8_0. Loading fails on a
 	// machine without it (cpu.AMX); it excludes Q8.
 	AMX bool

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/infuse-lsp/infuse/kernels/cpu"
+	"github.com/infuse-lsp/infuse/models"
 	"github.com/infuse-lsp/infuse/runtime/gguf"
 )
 
@@ -98,5 +99,27 @@ func TestLoadAMX(t *testing.T) {
 		}
 		ref.Close()
 		m.Close()
+	}
+	// The default model's heads (64 values) attend on the tiles as well:
+	// a sequence of 200 tokens, logits of every position.
+	ref, err := LoadFS(models.Default())
+	if err != nil {
+		t.Skipf("no embedded model: %v", err)
+	}
+	m, err := LoadFSWith(models.Default(), amx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := m.NewState(8); !s.kv[0].AMX() {
+		t.Error("the default model's States do not attend on AMX")
+	}
+	ids := make([]int32, 200)
+	for i := range ids {
+		ids[i] = int32((i*131 + 7) % ref.Config.TokenVocab)
+	}
+	e := relErr(fullLogits(t, m, ids), fullLogits(t, ref, ids))
+	t.Logf("default model: relative error to float32 %.2g", e)
+	if !(e > 0 && e < 2e-2) {
+		t.Errorf("default model: logits relative error to float32 %g, want in (0, 2e-2)", e)
 	}
 }

@@ -24,6 +24,11 @@ type KVCache struct {
 	kPanels, vPanels int
 	k, v             []float32
 	job              attendJob
+
+	// An AMX cache (kvcache_amx.go) holds bf16 tiles instead of k and v.
+	amx              bool
+	k16, v16         []uint16
+	kGroups, vBlocks int // positions in groups of 64, blocks of 32
 }
 
 // NewKVCache returns an empty cache for heads K/V heads of headDim values
@@ -60,6 +65,10 @@ func (c *KVCache) Store(pos int, k, v []float32, rows, ld int) {
 		panic(fmt.Sprintf("cpu.KVCache.Store: row stride %d shorter than %d heads × %d", ld, c.heads, c.dim))
 	case len(k) < span || len(v) < span:
 		panic(fmt.Sprintf("cpu.KVCache.Store: len(k) = %d, len(v) = %d, want %d rows of stride %d", len(k), len(v), rows, ld))
+	}
+	if c.amx {
+		c.storeAMX(pos, k, v, rows, ld)
+		return
 	}
 	d := c.dim
 	for i := range rows {
@@ -150,12 +159,17 @@ type attendJob struct {
 	scale         float32
 	tilesPer      int
 	groups        int // row-tile groups per head
+	amx           amxAttend
 }
 
 func (j *attendJob) setup(kern *kernel, out, q []float32, nq, qHeads, ldq, ldo, n int, scale float32) {
 	c := j.c
 	j.out, j.q, j.nq, j.n, j.ldq, j.ldo = out, q, nq, n, ldq, ldo
 	j.qHeads, j.group, j.scale = qHeads, qHeads/c.heads, scale
+	if c.amx {
+		j.setupAMX()
+		return
+	}
 	j.rows.setup(kern, nil, nil, nq, n, c.dim, ldq, n)
 	tiles := j.rows.tiles
 	// Enough parts for every core to take several, as long as each keeps
@@ -172,6 +186,10 @@ func (j *attendJob) setup(kern *kernel, out, q []float32, nq, qHeads, ldq, ldo, 
 
 func (j *attendJob) runPart(i int) {
 	c := j.c
+	if c.amx {
+		j.runPartAMX(i)
+		return
+	}
 	h, grp := i/j.groups, i%j.groups
 	g := h / j.group
 	n, d := j.n, c.dim

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -30,15 +31,7 @@ func TestKVCacheAttend(t *testing.T) {
 			vals := randSlice(r, c.cap*ld)
 			for _, kern := range kernels {
 				kv := NewKVCache(c.heads, c.dim, c.cap)
-				// All of [0,n) in two pieces, then a window rewritten with new rows.
-				half := c.n / 2
-				kv.Store(0, keys, vals, half, ld)
-				kv.Store(half, keys[half*ld:], vals[half*ld:], c.n-half, ld)
-				lo, hi := c.n/3, min(c.n/3+5, c.n)
-				for i := lo * ld; i < hi*ld; i++ {
-					keys[i], vals[i] = 2*r.Float32()-1, 2*r.Float32()-1
-				}
-				kv.Store(lo, keys[lo*ld:], vals[lo*ld:], hi-lo, ld)
+				storeInPieces(r, kv, keys, vals, c.n, ld)
 
 				qw := c.qHeads * c.dim
 				ldq, ldo := qw+3, qw+7
@@ -66,6 +59,20 @@ func TestKVCacheAttend(t *testing.T) {
 			}
 		}
 	}
+}
+
+// storeInPieces stores rows [0,n) of keys and vals (rows ld apart) in two
+// pieces, then replaces a few of them with new random rows (in keys and
+// vals too) and stores those again, as denoising steps do.
+func storeInPieces(r *rand.Rand, kv *KVCache, keys, vals []float32, n, ld int) {
+	half := n / 2
+	kv.Store(0, keys, vals, half, ld)
+	kv.Store(half, keys[half*ld:], vals[half*ld:], n-half, ld)
+	lo, hi := n/3, min(n/3+5, n)
+	for i := lo * ld; i < hi*ld; i++ {
+		keys[i], vals[i] = 2*r.Float32()-1, 2*r.Float32()-1
+	}
+	kv.Store(lo, keys[lo*ld:], vals[lo*ld:], hi-lo, ld)
 }
 
 func TestKVCacheAllocs(t *testing.T) {
@@ -141,5 +148,69 @@ func TestKVCacheConcurrentStores(t *testing.T) {
 			copy(got[i*dim:], out[i*2*heads*dim+h*dim:][:dim])
 		}
 		checkRows(t, fmt.Sprintf("head %d", h), got, want, 5, dim)
+	}
+}
+
+// TestKVCacheAMX is TestKVCacheAttend's check on an AMX cache, against the
+// float64 attention of the same rows rounded to bfloat16 (queries, keys,
+// values; the probabilities are rounded inside, hence the tolerance,
+// which a position left out would exceed).
+func TestKVCacheAMX(t *testing.T) {
+	if !AMXAttention(64) {
+		t.Skip("no AMX on this machine")
+	}
+	bf := func(s []float32) []float32 {
+		out := make([]float32, len(s))
+		for i, v := range s {
+			out[i] = math.Float32frombits(uint32(Float32ToBF16(v)) << 16)
+		}
+		return out
+	}
+	for _, procs := range []int{1, 2} {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		r := rand.New(rand.NewPCG(31, 32))
+		for _, c := range []struct{ heads, qHeads, dim, cap, n, nq int }{
+			{1, 1, 64, 1, 1, 1},
+			{2, 4, 64, 256, 256, 17},
+			{2, 4, 64, 256, 256, 256},
+			{1, 2, 128, 100, 70, 13},
+			{2, 2, 64, 300, 290, 40},
+			{1, 1, 64, 64, 33, 16},
+		} {
+			kvw := c.heads * c.dim
+			ld := kvw + 5
+			keys := randSlice(r, c.cap*ld)
+			vals := randSlice(r, c.cap*ld)
+			kv := NewKVCacheAMX(c.heads, c.dim, c.cap)
+			storeInPieces(r, kv, keys, vals, c.n, ld)
+			qw := c.qHeads * c.dim
+			ldq, ldo := qw+3, qw+7
+			q := randSlice(r, c.nq*ldq)
+			out := randSlice(r, c.nq*ldo)
+			gap := append([]float32(nil), out...)
+			scale := float32(0.125)
+			kv.Attend(out, q, c.nq, c.qHeads, ldq, ldo, c.n, scale)
+			qb, kb, vb := bf(q), bf(keys), bf(vals)
+			for h := range c.qHeads {
+				g := h / (c.qHeads / c.heads)
+				want := exactAttention(qb[h*c.dim:], kb[g*c.dim:], vb[g*c.dim:], c.nq, c.n, c.dim, ldq, ld, scale)
+				for i := range c.nq {
+					for x := range c.dim {
+						got, w := float64(out[i*ldo+h*c.dim+x]), want[i*c.dim+x]
+						if math.Abs(got-w) > 2e-3 { // measured: at most 6e-4
+
+							t.Fatalf("procs=%d %+v head %d: out[%d][%d] = %g, want %g", procs, c, h, i, x, got, w)
+						}
+					}
+				}
+			}
+			for i := range c.nq {
+				for x := i*ldo + qw; x < (i+1)*ldo; x++ {
+					if out[x] != gap[x] {
+						t.Fatalf("%+v: out[%d] between rows changed", c, x)
+					}
+				}
+			}
+		}
 	}
 }
