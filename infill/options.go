@@ -94,13 +94,16 @@ func (o Options) withDefaults(m runtime.Config) (Options, error) {
 	}
 	if o.MaxBatch == 0 {
 		// One request at a time. Batching raises throughput when the
-		// engine is saturated (with AMX tiles four cached steps batched
-		// cost 0.7 of four alone: `infuse bench --editors 4 --gap 0`,
-		// +16–20% completions/s, p99 within the runs' spread), but at
-		// typing pace (--gap 100ms) a request that joins a batch slows
-		// every step of the others by its full first pass, whose cost on
-		// a CPU no batch shares: p99 rose from 59–66 to 62–94 ms. A
-		// request's own canvases (infuse fill) are still denoised together.
+		// engine is saturated: with AMX tiles four cached steps batched
+		// cost 0.65 of four alone, and four editors asking without pause
+		// (`infuse bench --editors 4 --each 96 --gap 0`, five rounds) got
+		// 76–84 completions/s against 64–69, p99 81–91 ms against 86–97.
+		// But at typing pace (--gap 100ms) a request that joins a batch
+		// slows every step of the others by its full first pass, whose
+		// cost no batch shares on a CPU: p99 75–85 ms against 57–74, and
+		// 3% fewer completions. Editors type; a shared engine under heavy
+		// load can take --batch 8. A request's own canvases (infuse fill)
+		// are still denoised together.
 		o.MaxBatch = 1
 	}
 	if o.SingleLineTokens == 0 {

@@ -60,7 +60,7 @@ func addEngineFlags(fs *flag.FlagSet) *engineOptions {
 	fs.IntVar(&o.Infill.RefreshEvery, "refresh", 0, "cached steps between full passes (default 4)")
 	fs.IntVar(&o.Infill.RefreshRadius, "refresh-radius", 0, "a refresh recomputes this many positions each side of the span (0: the whole canvas)")
 	fs.IntVar(&o.Infill.ContextTokens, "context", 0, "context budget in tokens (default: the model's trained length)")
-	fs.IntVar(&o.Infill.MaxBatch, "batch", 0, "requests denoised together, one forward pass a step for all (default 1: on a CPU batching gains throughput only when saturated, and costs latency at typing pace)")
+	fs.IntVar(&o.Infill.MaxBatch, "batch", 0, "requests denoised together, one forward pass a step for all (default 1: on a CPU batching gains throughput, +20% with 4 editors asking without pause, only when the engine is saturated, and costs p99 latency at typing pace)")
 	r := &o.Remote
 	fs.StringVar(&r.Engine, "engine", "local", "`ENGINE`: local (the in-process model), or a server's API: openai, ollama, llamacpp")
 	fs.StringVar(&r.URL, "engine-url", "", "the server's base or endpoint `URL` (with --engine openai|ollama|llamacpp)")
