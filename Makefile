@@ -2,17 +2,21 @@
 GO ?= go
 BIN := bin/infuse
 
-.PHONY: build test test-go test-lsp test-editors vscode bench bench-kernels generate demo eval clean
+.PHONY: build test test-go test-arm64 test-lsp test-editors vscode bench bench-kernels generate demo eval clean
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/infuse
 
 # Everything a change must pass. Installs what the client tests need.
-test: build test-go test-lsp test-editors vscode
+test: build test-go test-arm64 test-lsp test-editors vscode
 
 test-go:
 	$(GO) vet ./...
 	$(GO) test ./...
+
+# The arm64 build (NEON kernels) under qemu-user, when it is installed.
+test-arm64:
+	GO=$(GO) bash test/arm64.sh
 
 # Real LSP clients over stdio: Microsoft's vscode-languageserver-protocol
 # (npm ci on first use) and headless Neovim when it is installed.
