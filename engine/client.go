@@ -263,9 +263,7 @@ func spawn(o Options) (exited <-chan error, logPath string, err error) {
 	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Dir = "/" // pin no directory the user may want to unmount
-	// Its own session: the engine outlives this process and the
-	// editor's terminal or process group.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	detach(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, "", err
 	}
