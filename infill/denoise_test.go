@@ -415,3 +415,28 @@ func TestDreamOnEOSDeletesTheRest(t *testing.T) {
 		t.Errorf("NFE=%d, want 1", fig.NFE)
 	}
 }
+
+// TestModelDecodingDefaults: an option left at zero takes the model's
+// generation config; one set, even to "the whole canvas" (-1), wins.
+func TestModelDecodingDefaults(t *testing.T) {
+	m := runtime.Config{Threshold: 0.7, ContextTokens: 192, RefreshRadius: 16}
+	for _, c := range []struct {
+		in, want Options
+	}{
+		{Options{}, Options{Threshold: 0.7, ContextTokens: 192, RefreshRadius: 16}},
+		{Options{Threshold: 0.9, ContextTokens: 256, RefreshRadius: -1}, Options{Threshold: 0.9, ContextTokens: 256, RefreshRadius: -1}},
+		{Options{RefreshRadius: 4}, Options{Threshold: 0.7, ContextTokens: 192, RefreshRadius: 4}},
+	} {
+		got, err := c.in.withDefaults(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Threshold != c.want.Threshold || got.ContextTokens != c.want.ContextTokens || got.RefreshRadius != c.want.RefreshRadius {
+			t.Errorf("%+v: τ %v, context %d, refresh radius %d; want %v, %d, %d", c.in, got.Threshold, got.ContextTokens,
+				got.RefreshRadius, c.want.Threshold, c.want.ContextTokens, c.want.RefreshRadius)
+		}
+	}
+	if _, err := (Options{RefreshRadius: -2}).withDefaults(m); err == nil {
+		t.Error("refresh radius -2 accepted")
+	}
+}

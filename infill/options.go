@@ -39,7 +39,9 @@ type Options struct {
 	// RefreshEvery is how many cached steps run between full passes (default 4).
 	RefreshEvery int
 	// RefreshRadius > 0 makes a refresh recompute only this many positions
-	// on each side of the spans, not the whole canvas.
+	// on each side of the spans, not the whole canvas; 0 takes the model's
+	// default (its generation config's refresh_radius), else the whole
+	// canvas; -1 is the whole canvas whatever the model says.
 	RefreshRadius int
 	// MaxBatch is how many canvases (requests, or holes of one) are
 	// denoised together, one forward pass a step for all (default 1: see
@@ -67,7 +69,7 @@ func (o Options) Check() error {
 
 // withDefaults fills in the zero fields for a model: its trained length
 // (MaxPositions, 0: unknown) and the decoding defaults of its generation
-// config (Threshold, ContextTokens; 0: none).
+// config (Threshold, ContextTokens, RefreshRadius; 0: none).
 func (o Options) withDefaults(m runtime.Config) (Options, error) {
 	if o.Sampler == "" {
 		o.Sampler = "threshold"
@@ -77,11 +79,14 @@ func (o Options) withDefaults(m runtime.Config) (Options, error) {
 	}
 	if o.Threshold == 0 {
 		// Fast-dLLM's τ for 7B models, unless the model says otherwise
-		// (the default model: 0.5, measured in its card).
+		// (the default model: 0.7, measured in its card).
 		o.Threshold = 0.9
 		if m.Threshold > 0 {
 			o.Threshold = m.Threshold
 		}
+	}
+	if o.RefreshRadius == 0 {
+		o.RefreshRadius = m.RefreshRadius
 	}
 	if o.Eps == 0 {
 		o.Eps = 1e-3
@@ -126,7 +131,7 @@ func (o Options) withDefaults(m runtime.Config) (Options, error) {
 		return o, fmt.Errorf("threshold %v outside (0,1]", o.Threshold)
 	case o.Temperature < 0 || o.TopP < 0 || o.TopP > 1 || o.TopK < 0 || o.AlgTemp < 0:
 		return o, fmt.Errorf("temperature, top-p, top-k and alg-temp must be non-negative (top-p ≤ 1)")
-	case o.Steps < 0 || o.BlockLength < 0 || o.RefreshEvery < 0 || o.RefreshRadius < 0 || o.MaxBatch < 0:
+	case o.Steps < 0 || o.BlockLength < 0 || o.RefreshEvery < 0 || o.RefreshRadius < -1 || o.MaxBatch < 0:
 		return o, fmt.Errorf("steps, block length, refresh interval and batch size must be non-negative")
 	case o.SingleLineTokens < 1 || o.MultiLineTokens < 1:
 		return o, fmt.Errorf("span lengths must be positive")

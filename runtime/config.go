@@ -77,9 +77,21 @@ type Config struct {
 	// generation_config.json; 0 if absent. Threshold is the threshold
 	// sampler's τ ("threshold", Fast-dLLM's name); ContextTokens the
 	// context budget that infills best ("context_tokens", infuse's own key:
-	// a model may do better seeing less than it was trained on).
+	// a model may do better seeing less than it was trained on);
+	// RefreshRadius how many positions each side of a span a refresh of
+	// the cache recomputes ("refresh_radius", infuse's own key; absent:
+	// the whole canvas).
 	Threshold     float64
 	ContextTokens int
+	RefreshRadius int
+}
+
+// decoding is a model's decoding defaults as a file gives them (nil:
+// absent), and the names it gives them, for errors.
+type decoding struct {
+	threshold                            *float64
+	contextTokens, refreshRadius         *int
+	thresholdKey, contextKey, refreshKey string
 }
 
 // GenerationFile is a model directory's optional generation defaults.
@@ -161,27 +173,35 @@ func (c *Config) generation(fsys fs.FS) error {
 	var g struct {
 		Threshold     *float64 `json:"threshold"`
 		ContextTokens *int     `json:"context_tokens"`
+		RefreshRadius *int     `json:"refresh_radius"`
 	}
 	if err := json.Unmarshal(data, &g); err != nil {
 		return fmt.Errorf("%s: %v", GenerationFile, err)
 	}
-	return c.setDecoding(g.Threshold, g.ContextTokens, GenerationFile+": threshold", GenerationFile+": context_tokens")
+	return c.setDecoding(decoding{g.Threshold, g.ContextTokens, g.RefreshRadius,
+		GenerationFile + ": threshold", GenerationFile + ": context_tokens", GenerationFile + ": refresh_radius"})
 }
 
 // setDecoding sets the decoding defaults that are given, after checking
-// them; thresholdKey and contextKey name them in errors.
-func (c *Config) setDecoding(threshold *float64, contextTokens *int, thresholdKey, contextKey string) error {
-	if threshold != nil {
-		if *threshold <= 0 || *threshold > 1 {
-			return fmt.Errorf("%s %v outside (0,1]", thresholdKey, *threshold)
+// them.
+func (c *Config) setDecoding(d decoding) error {
+	if d.threshold != nil {
+		if *d.threshold <= 0 || *d.threshold > 1 {
+			return fmt.Errorf("%s %v outside (0,1]", d.thresholdKey, *d.threshold)
 		}
-		c.Threshold = *threshold
+		c.Threshold = *d.threshold
 	}
-	if contextTokens != nil {
-		if n := *contextTokens; n < 64 || (c.MaxPositions > 0 && n > c.MaxPositions) {
-			return fmt.Errorf("%s %d: want at least 64 and at most max_position_embeddings (%d)", contextKey, n, c.MaxPositions)
+	if d.contextTokens != nil {
+		if n := *d.contextTokens; n < 64 || (c.MaxPositions > 0 && n > c.MaxPositions) {
+			return fmt.Errorf("%s %d: want at least 64 and at most max_position_embeddings (%d)", d.contextKey, n, c.MaxPositions)
 		}
-		c.ContextTokens = *contextTokens
+		c.ContextTokens = *d.contextTokens
+	}
+	if d.refreshRadius != nil {
+		if *d.refreshRadius < 1 {
+			return fmt.Errorf("%s %d: want at least 1 (leave it out for the whole canvas)", d.refreshKey, *d.refreshRadius)
+		}
+		c.RefreshRadius = *d.refreshRadius
 	}
 	return nil
 }

@@ -56,11 +56,13 @@ const (
 	// keyExpand records DreamOn's <|expand|> id. llama.cpp has no such key;
 	// readers that do not know it ignore it.
 	keyExpand = "infuse.expand_token_id"
-	// keyThreshold and keyContextTokens carry generation_config.json's
-	// decoding defaults (Config.Threshold, Config.ContextTokens) through a
-	// conversion; they are infuse's keys too.
+	// keyThreshold, keyContextTokens and keyRefreshRadius carry
+	// generation_config.json's decoding defaults (Config.Threshold,
+	// ContextTokens, RefreshRadius) through a conversion; they are
+	// infuse's keys too.
 	keyThreshold     = "infuse.threshold"
 	keyContextTokens = "infuse.context_tokens"
+	keyRefreshRadius = "infuse.refresh_radius"
 )
 
 // ggufArch is the general.architecture of each family.
@@ -323,20 +325,25 @@ func GGUFConfig(f *gguf.File) (Config, error) {
 	if c.Mask < 0 {
 		return c, fmt.Errorf("metadata: no %s, and no mask token (%s) in %s", keyMask, strings.Join(maskNames, " "), keyTokens)
 	}
-	var threshold *float64
-	var contextTokens *int
+	d := decoding{thresholdKey: "metadata: " + keyThreshold, contextKey: "metadata: " + keyContextTokens,
+		refreshKey: "metadata: " + keyRefreshRadius}
 	if md.has(keyThreshold) {
 		v := md.float(keyThreshold, 0)
-		threshold = &v
+		d.threshold = &v
 	}
-	if md.has(keyContextTokens) {
-		n := md.int(keyContextTokens, 0)
-		contextTokens = &n
+	for _, k := range []struct {
+		key string
+		dst **int
+	}{{keyContextTokens, &d.contextTokens}, {keyRefreshRadius, &d.refreshRadius}} {
+		if md.has(k.key) {
+			n := md.int(k.key, 0)
+			*k.dst = &n
+		}
 	}
 	if md.err != nil {
 		return c, md.err
 	}
-	if err := c.setDecoding(threshold, contextTokens, "metadata: "+keyThreshold, "metadata: "+keyContextTokens); err != nil {
+	if err := c.setDecoding(d); err != nil {
 		return c, err
 	}
 	if err := c.validate(); err != nil {
@@ -683,6 +690,9 @@ func ggufMetadata(c Config, name string, typ gguf.Type) []gguf.KV {
 	}
 	if c.ContextTokens > 0 {
 		md = append(md, gguf.KV{Key: keyContextTokens, Value: uint32(c.ContextTokens)})
+	}
+	if c.RefreshRadius > 0 {
+		md = append(md, gguf.KV{Key: keyRefreshRadius, Value: uint32(c.RefreshRadius)})
 	}
 	return md
 }

@@ -134,9 +134,10 @@ func TestGGUFQuantizedLogits(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.typ, err)
 		}
-		if got, want := m.Config, ref.Config; got.Threshold != want.Threshold || got.ContextTokens != want.ContextTokens {
-			t.Errorf("%s: decoding defaults τ %v, context %d; generation_config.json has %v, %d",
-				c.typ, got.Threshold, got.ContextTokens, want.Threshold, want.ContextTokens)
+		if got, want := m.Config, ref.Config; got.Threshold != want.Threshold || got.ContextTokens != want.ContextTokens ||
+			got.RefreshRadius != want.RefreshRadius {
+			t.Errorf("%s: decoding defaults τ %v, context %d, refresh radius %d; generation_config.json has %v, %d, %d",
+				c.typ, got.Threshold, got.ContextTokens, got.RefreshRadius, want.Threshold, want.ContextTokens, want.RefreshRadius)
 		}
 		info := m.Info()
 		got := fullLogits(t, m, ids)

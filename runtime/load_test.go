@@ -339,15 +339,18 @@ func TestGenerationDefaults(t *testing.T) {
 		gen     string
 		tau     float64
 		context int
+		radius  int
 		err     string
 	}{
-		{"", 0, 0, ""},
-		{`{"alg": "entropy", "steps": 512}`, 0, 0, ""}, // chat settings, left alone
-		{`{"threshold": 0.5, "context_tokens": 192}`, 0.5, 192, ""},
-		{`{"threshold": 1.5}`, 0, 0, "threshold 1.5 outside (0,1]"},
-		{`{"context_tokens": 512}`, 0, 0, "context_tokens 512: want at least 64 and at most max_position_embeddings (256)"},
-		{`{"context_tokens": 8}`, 0, 0, "context_tokens 8"},
-		{`{"threshold": "high"}`, 0, 0, "generation_config.json: json: cannot unmarshal"},
+		{"", 0, 0, 0, ""},
+		{`{"alg": "entropy", "steps": 512}`, 0, 0, 0, ""}, // chat settings, left alone
+		{`{"threshold": 0.5, "context_tokens": 192}`, 0.5, 192, 0, ""},
+		{`{"threshold": 0.7, "refresh_radius": 16}`, 0.7, 0, 16, ""},
+		{`{"threshold": 1.5}`, 0, 0, 0, "threshold 1.5 outside (0,1]"},
+		{`{"context_tokens": 512}`, 0, 0, 0, "context_tokens 512: want at least 64 and at most max_position_embeddings (256)"},
+		{`{"context_tokens": 8}`, 0, 0, 0, "context_tokens 8"},
+		{`{"refresh_radius": 0}`, 0, 0, 0, "refresh_radius 0: want at least 1"},
+		{`{"threshold": "high"}`, 0, 0, 0, "generation_config.json: json: cannot unmarshal"},
 	} {
 		c, err := ReadConfig(cfg(tc.gen))
 		switch {
@@ -357,8 +360,9 @@ func TestGenerationDefaults(t *testing.T) {
 			}
 		case err != nil:
 			t.Errorf("%s: %v", tc.gen, err)
-		case c.Threshold != tc.tau || c.ContextTokens != tc.context:
-			t.Errorf("%s: threshold %v context %d, want %v and %d", tc.gen, c.Threshold, c.ContextTokens, tc.tau, tc.context)
+		case c.Threshold != tc.tau || c.ContextTokens != tc.context || c.RefreshRadius != tc.radius:
+			t.Errorf("%s: threshold %v context %d refresh radius %d, want %v, %d and %d", tc.gen,
+				c.Threshold, c.ContextTokens, c.RefreshRadius, tc.tau, tc.context, tc.radius)
 		}
 	}
 }

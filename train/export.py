@@ -106,6 +106,10 @@ def main():
                          "tokens per pass)")
     ap.add_argument("--context-tokens", type=int, default=192,
                     help="context budget for generation_config.json (192 of the 256 positions it was trained on)")
+    ap.add_argument("--refresh-radius", type=int, default=16,
+                    help="positions each side of the span a cache refresh recomputes, for generation_config.json "
+                         "(version 3: 16 decodes 25%% faster than the whole canvas at the same exact match; "
+                         "0 leaves the key out: the whole canvas)")
     args = ap.parse_args()
 
     if os.path.isdir(args.ckpt):  # train.py --send's parts
@@ -132,10 +136,12 @@ def main():
                    "pad_token_id": cfg.pad_token_id, "mask_token_id": cfg.mask_token_id,
                    "alg": "entropy", "alg_temp": 0.0, "temperature": 0.0, "top_p": 1.0,
                    "steps": 8, "max_new_tokens": 16, "eps": 1e-3,
-                   # infuse's threshold sampler τ and the context budget this
-                   # model infills best with (measured: see MODEL_CARD.md)
+                   # infuse's threshold sampler τ, the context budget this
+                   # model infills best with and the reach of a cache refresh
+                   # (measured: see MODEL_CARD.md)
                    "threshold": args.threshold,
-                   "context_tokens": args.context_tokens}, f, indent=2)
+                   "context_tokens": args.context_tokens,
+                   **({"refresh_radius": args.refresh_radius} if args.refresh_radius > 0 else {})}, f, indent=2)
         f.write("\n")
     shutil.copyfile(args.tokenizer, os.path.join(args.outdir, "tokenizer.json"))
 

@@ -58,7 +58,7 @@ func addEngineFlags(fs *flag.FlagSet) *engineOptions {
 	fs.BoolVar(&o.Infill.Exact, "exact", false, "no context cache: a full forward pass at every step")
 	fs.BoolVar(&o.Infill.StopsAnywhere, "stops-anywhere", false, "threshold sampler: let a stop token end a span at any position, as the reference samplers do (default: only from the span's end)")
 	fs.IntVar(&o.Infill.RefreshEvery, "refresh", 0, "cached steps between full passes (default 4)")
-	fs.IntVar(&o.Infill.RefreshRadius, "refresh-radius", 0, "a refresh recomputes this many positions each side of the span (0: the whole canvas)")
+	fs.IntVar(&o.Infill.RefreshRadius, "refresh-radius", 0, "a refresh recomputes this many positions each side of the span (0: the model's choice, else the whole canvas; -1: the whole canvas)")
 	fs.IntVar(&o.Infill.ContextTokens, "context", 0, "context budget in tokens (default: the model's trained length)")
 	fs.IntVar(&o.Infill.MaxBatch, "batch", 0, "requests denoised together, one forward pass a step for all (default 1: on a CPU batching gains throughput, +20% with 4 editors asking without pause, only when the engine is saturated, and costs p99 latency at typing pace)")
 	r := &o.Remote
