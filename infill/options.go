@@ -132,7 +132,7 @@ func (o Options) withDefaults(m runtime.Config) (Options, error) {
 	case o.Temperature < 0 || o.TopP < 0 || o.TopP > 1 || o.TopK < 0 || o.AlgTemp < 0:
 		return o, fmt.Errorf("temperature, top-p, top-k and alg-temp must be non-negative (top-p ≤ 1)")
 	case o.Steps < 0 || o.BlockLength < 0 || o.RefreshEvery < 0 || o.RefreshRadius < -1 || o.MaxBatch < 0:
-		return o, fmt.Errorf("steps, block length, refresh interval and batch size must be non-negative")
+		return o, fmt.Errorf("steps, block length, refresh interval and batch size must be non-negative, and the refresh radius at least -1 (the whole canvas)")
 	case o.SingleLineTokens < 1 || o.MultiLineTokens < 1:
 		return o, fmt.Errorf("span lengths must be positive")
 	case o.ContextTokens < 2*o.MultiLineTokens+8 && o.ContextTokens < 64:
