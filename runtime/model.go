@@ -478,7 +478,9 @@ func (low lowTensors) linear(cols int, o LoadOptions, parts ...*[]float32) (cpu.
 		}
 		same = false
 	}
-	if same && cpu.Native(first.kind.format()) && !((q8 || amx) && first.kind < lowQ8_0) {
+	// bf16 parts go to AMX tiles as they are, not widened and rounded back.
+	nativeBF16 := amx && same && first.kind == lowBF16
+	if nativeBF16 || same && cpu.Native(first.kind.format()) && !((q8 || amx) && first.kind < lowQ8_0) {
 		raw := first.raw
 		if len(parts) > 1 {
 			raw = nil
@@ -491,6 +493,9 @@ func (low lowTensors) linear(cols int, o LoadOptions, parts ...*[]float32) (cpu.
 			u := make([]uint16, len(raw)/2)
 			for i := range u {
 				u[i] = binary.LittleEndian.Uint16(raw[2*i:])
+			}
+			if nativeBF16 {
+				return cpu.NewAMXMatrixBF16(u, rows, cols), nil
 			}
 			if first.kind == lowF16 {
 				return cpu.NewF16Matrix(u, rows, cols), nil
