@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 )
 
@@ -101,5 +102,43 @@ func BenchmarkShapesAMX(b *testing.B) {
 			out := make([]float32, m*n)
 			benchShape(b, m, k, n, func() { a.MulT(out, x, m) })
 		})
+	}
+}
+
+// TestAMXConcurrent runs products of one AMXMatrix from several goroutines
+// at once, as a batching engine and an LSP's requests do (run with -race):
+// each gets what it gets alone. The shape has a ragged last tile and group,
+// so the pooled scratch is in play, and is large enough to be split across
+// cores.
+func TestAMXConcurrent(t *testing.T) {
+	if !AMX() {
+		t.Skip("no AMX on this machine")
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	const m, k, n = 40, 256, 1000
+	a := NewAMXMatrix(randSlice(r, n*k), n, k)
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 8 {
+		x := randSlice(r, m*k)
+		want := make([]float32, m*n)
+		a.MulT(want, x, m)
+		wg.Go(func() {
+			got := make([]float32, m*n)
+			for range 20 {
+				a.MulT(got, x, m)
+				for i := range got {
+					if got[i] != want[i] {
+						errs <- fmt.Sprintf("goroutine %d: out[%d] = %g, alone %g", g, i, got[i], want[i])
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
