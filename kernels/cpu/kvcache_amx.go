@@ -62,16 +62,22 @@ func (c *KVCache) storeAMX(pos int, k, v []float32, rows, ld int) {
 				blocks := min(8, d/amxKBlock-b0)
 				bf16Blocks(&tmp[0], &k[i*ld+g*d+b0*amxKBlock], blocks)
 				for b := range blocks {
-					t := kd[kcol+(b0+b)*4*amxBlockU16:]
+					src := tmp[b*amxBlockU16:][:amxKBlock]
+					t := kd[kcol+(b0+b)*4*amxBlockU16:][:15*32+2]
 					for r := range 16 {
-						t[r*32], t[r*32+1] = tmp[b*amxBlockU16+2*r], tmp[b*amxBlockU16+2*r+1]
+						t[r*32], t[r*32+1] = src[2*r], src[2*r+1]
 					}
 				}
 				bf16Blocks(&tmp[0], &v[i*ld+g*d+b0*amxKBlock], blocks)
 				for b := range blocks {
-					for x := range amxKBlock {
-						j := (b0+b)*amxKBlock + x
-						vd[j/amxGroup*c.vBlocks*4*amxBlockU16+vrow+j/16%4*amxBlockU16+j%16*2] = tmp[b*amxBlockU16+x]
+					// 32 dims: two tiles of 16 columns, every other value.
+					for half := range 2 {
+						j := (b0+b)*amxKBlock + 16*half
+						src := tmp[b*amxBlockU16+16*half:][:16]
+						t := vd[j/amxGroup*c.vBlocks*4*amxBlockU16+vrow+j/16%4*amxBlockU16:][:31]
+						for x, u := range src {
+							t[2*x] = u
+						}
 					}
 				}
 			}
