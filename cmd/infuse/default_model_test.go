@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/infuse-lsp/infuse/kernels/cpu"
+	"github.com/infuse-lsp/infuse/runtime"
 )
 
 // TestEvalResumes runs eval over a task file, cuts the output short in the
@@ -198,5 +199,24 @@ func TestWeightsFlag(t *testing.T) {
 	if code := run(context.Background(), []string{"bench", "--n", "1", "--weights", "q4"}, &stdout, &stderr); code != 2 ||
 		!strings.Contains(stderr.String(), `--weights "q4": want auto, stored, q8_0 or bf16`) {
 		t.Errorf("--weights q4: exit %d: %s", code, stderr.String())
+	}
+}
+
+// TestTooBigForBF16: --weights auto leaves AMX's bf16 for Q8_0 when the
+// float matrices at 2 bytes a weight would take more than half the memory;
+// quantized and 1-D tensors do not count, and unknown memory never says so.
+func TestTooBigForBF16(t *testing.T) {
+	info := &runtime.Info{Tensors: []runtime.TensorInfo{
+		{Name: "w", DType: "BF16", Shape: []int{1000, 1000}}, // 2 MB at bf16
+		{Name: "q", DType: "Q8_0", Shape: []int{4000, 4000}},
+		{Name: "n", DType: "F32", Shape: []int{1 << 20}},
+	}}
+	for _, c := range []struct {
+		mem  uint64
+		want bool
+	}{{3 << 20, true}, {4 << 20, false}, {8 << 20, false}, {0, false}} {
+		if got := tooBigForBF16(info, c.mem); got != c.want {
+			t.Errorf("memory %d: %v, want %v", c.mem, got, c.want)
+		}
 	}
 }

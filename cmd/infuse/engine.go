@@ -240,13 +240,17 @@ func (o *engineOptions) check() error {
 }
 
 // loadModel loads a model directory, or the embedded default model for "",
-// with its weights as loadOptions(weights) says.
+// with its weights as loadOptions(weights) says, and as fitAuto says for a
+// large model under --weights auto.
 func loadModel(dir, weights string) (*runtime.Model, error) {
 	o, err := loadOptions(weights)
 	if err != nil {
 		return nil, err
 	}
 	if dir != "" {
+		if weights == "" || weights == "auto" {
+			o = fitAuto(o, dir)
+		}
 		return runtime.LoadWith(dir, o)
 	}
 	m, err := runtime.LoadFSWith(models.Default(), o)
@@ -254,6 +258,42 @@ func loadModel(dir, weights string) (*runtime.Model, error) {
 		return nil, fmt.Errorf("embedded default model: %w", err)
 	}
 	return m, nil
+}
+
+// fitAuto keeps --weights auto from doubling a large model: bf16 tiles
+// take 2 bytes a weight, Q8_0 about 1, and a 7B bf16 checkpoint in bf16
+// would not fit a 16 GiB machine that holds it in Q8_0. When the model's
+// float matrices at 2 bytes would take more than half of this machine's
+// memory, and the CPU has int8 kernels, auto takes q8_0 instead.
+func fitAuto(o runtime.LoadOptions, model string) runtime.LoadOptions {
+	if !o.AMX || !cpu.Native(cpu.FormatQ8_0) {
+		return o
+	}
+	inspect := runtime.Inspect
+	if runtime.IsGGUF(model) {
+		inspect = runtime.InspectGGUF
+	}
+	info, err := inspect(model)
+	if err != nil {
+		return o // the load reports it
+	}
+	if tooBigForBF16(info, totalMemory()) {
+		o.AMX, o.Q8 = false, true
+	}
+	return o
+}
+
+// tooBigForBF16 says whether info's float matrices at 2 bytes a weight
+// take more than half of mem bytes (0: unknown, never too big).
+func tooBigForBF16(info *runtime.Info, mem uint64) bool {
+	var floats uint64
+	for _, t := range info.Tensors {
+		if len(t.Shape) != 2 || (t.DType != "F32" && t.DType != "F16" && t.DType != "BF16") {
+			continue
+		}
+		floats += uint64(t.Shape[0]) * uint64(t.Shape[1])
+	}
+	return mem > 0 && 2*floats > mem/2
 }
 
 // shareRemote returns the language server's loader for remote engines: one
