@@ -269,11 +269,7 @@ func fitAuto(o runtime.LoadOptions, model string) runtime.LoadOptions {
 	if !o.AMX || !cpu.Native(cpu.FormatQ8_0) {
 		return o
 	}
-	inspect := runtime.Inspect
-	if runtime.IsGGUF(model) {
-		inspect = runtime.InspectGGUF
-	}
-	info, err := inspect(model)
+	info, err := inspectModel(model)
 	if err != nil {
 		return o // the load reports it
 	}

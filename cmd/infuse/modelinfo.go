@@ -42,11 +42,7 @@ func runModelInfo(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		writeInfo(stdout, "embedded default", m.Info())
 		return nil
 	}
-	inspect := runtime.Inspect
-	if runtime.IsGGUF(dir) {
-		inspect = runtime.InspectGGUF
-	}
-	info, err := inspect(dir)
+	info, err := inspectModel(dir)
 	if err != nil {
 		return err
 	}
@@ -160,4 +156,13 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// inspectModel reads what a model directory or GGUF file holds, without
+// loading its weights.
+func inspectModel(path string) (*runtime.Info, error) {
+	if runtime.IsGGUF(path) {
+		return runtime.InspectGGUF(path)
+	}
+	return runtime.Inspect(path)
 }
