@@ -21,18 +21,8 @@ func TestLoadQ8(t *testing.T) {
 		}
 		t.Skip("no int8 kernels on this CPU")
 	}
-	for _, name := range []string{"dream-f32", "dream-bf16", "qwen2-tied", "llada-f32"} {
-		ref, err := Load(ckpt(name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids := ggufTestIDs(ref.Config)
-		exact := fullLogits(t, ref, ids)
-		m, err := LoadWith(ckpt(name), q8)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := fullLogits(t, m, ids)
+	for _, name := range loadTestCheckpoints {
+		ref, m, ids, exact, got := loadBoth(t, name, q8)
 		file, err := Load(convertGGUF(t, ckpt(name), gguf.Q8_0))
 		if err != nil {
 			t.Fatal(err)
@@ -63,6 +53,26 @@ func TestLoadQ8(t *testing.T) {
 	}
 }
 
+// loadTestCheckpoints are the test checkpoints the load options are
+// checked on: both families, float32 and bf16 files, a tied head.
+var loadTestCheckpoints = []string{"dream-f32", "dream-bf16", "qwen2-tied", "llada-f32"}
+
+// loadBoth loads test checkpoint name as stored and with o, and returns
+// both models, the ids of a full pass and its logits from each.
+func loadBoth(t *testing.T, name string, o LoadOptions) (ref, m *Model, ids []int32, exact, got []float32) {
+	t.Helper()
+	ref, err := Load(ckpt(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids = ggufTestIDs(ref.Config)
+	exact = fullLogits(t, ref, ids)
+	if m, err = LoadWith(ckpt(name), o); err != nil {
+		t.Fatal(err)
+	}
+	return ref, m, ids, exact, fullLogits(t, m, ids)
+}
+
 // TestLoadAMX loads the test checkpoints with their matrices as bfloat16
 // AMX tiles: the logits stay within bfloat16's rounding of the float
 // model's (the kernel itself is checked against float64 in kernels/cpu).
@@ -77,18 +87,8 @@ func TestLoadAMX(t *testing.T) {
 		}
 		t.Skip("no AMX on this machine")
 	}
-	for _, name := range []string{"dream-f32", "dream-bf16", "qwen2-tied", "llada-f32"} {
-		ref, err := Load(ckpt(name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids := ggufTestIDs(ref.Config)
-		exact := fullLogits(t, ref, ids)
-		m, err := LoadWith(ckpt(name), amx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := fullLogits(t, m, ids)
+	for _, name := range loadTestCheckpoints {
+		ref, m, _, exact, got := loadBoth(t, name, amx)
 		e := relErr(got, exact)
 		t.Logf("%s: %s -> %s; relative error to the float model %.2g", name, ref.Computed(), m.Computed(), e)
 		if !strings.HasPrefix(m.Computed(), "BF16-AMX×") || strings.Contains(m.Computed(), " ") {
